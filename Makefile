@@ -1,0 +1,34 @@
+# govcloud: the two commands are `make up` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+export GOVCLOUD_CACHE ?= $(HOME)/.cache/govcloud
+
+.PHONY: help deps up test test-unit lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+deps:  ## install Debian packages and the virtualenv (idempotent)
+	@scripts/deps
+
+up: deps  ## bring the lab up and run the main job (for now: validate and show the lab spec)
+	$(BIN)/govcloud spec validate
+	$(BIN)/govcloud spec show
+
+test: deps lint  ## lint, then every test (unit and integration)
+	$(BIN)/pytest
+
+test-unit: deps  ## the fast unit tests alone
+	$(BIN)/pytest -m unit
+
+lint: deps  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: deps  ## benchmarks, each reported as a ratio against a baseline in the same run
+	$(BIN)/python -m bench
+
+clean:  ## remove the virtualenv and build leftovers (the tool cache stays)
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

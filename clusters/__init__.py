@@ -1,0 +1,1 @@
+"""Multi-tenant Kubernetes: tenant objects, app deploy, per-environment cluster config, apps."""

@@ -1,0 +1,64 @@
+"""The ``govcloud`` command: one typer app, one sub-app per area."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.markup import escape
+
+from govcloud.cli import spec as spec_cli
+from govcloud.cli.common import err_console, print_json
+from govcloud.errors import EXIT_FAILED, GovcloudError, InputError
+
+app = typer.Typer(
+    name="govcloud",
+    help="Build and run a private government cloud (政务云) from one spec: the government "
+    "network, the data center, identity and the bastion, department tenants, and the halls "
+    "of the five levels under load.\n\n"
+    "Exit codes: 0 success, 1 a failed check or operation, 2 bad input.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(spec_cli.app, name="spec")
+
+
+def _report(exc: GovcloudError) -> None:
+    text = exc.render() if isinstance(exc, InputError) else str(exc)
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def main() -> None:
+    """Entry point: runs the app and turns every error into a message and an exit code."""
+    as_json = "--json" in sys.argv[1:]
+    try:
+        app()
+    except GovcloudError as exc:
+        if as_json:
+            problems = exc.problems if isinstance(exc, InputError) else []
+            print_json(
+                {
+                    "ok": False,
+                    "error": exc.title if isinstance(exc, InputError) else str(exc),
+                    "problems": [p.as_dict() for p in problems],
+                }
+            )
+            sys.exit(exc.exit_code)
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # never a traceback, unless asked for
+        if os.environ.get("GOVCLOUD_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: "
+            f"{escape(str(exc))}\n"
+            "Run again with GOVCLOUD_DEBUG=1 for the traceback, and report it.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,348 @@
+"""Cross-checks: rules that relate one part of the spec to another.
+
+Every check appends :class:`~govcloud.errors.Problem` entries with the path of the offending field;
+nothing stops at the first problem.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from govcloud.errors import Problem
+from govcloud.spec.grades import MIN_UNITS, rules_for
+from govcloud.spec.model import (
+    CODE_DIGITS,
+    HALL_KIND_OF_LEVEL,
+    DataCenter,
+    Department,
+    Hall,
+    Level,
+    Spec,
+)
+
+
+def check(spec: Spec) -> list[Problem]:
+    problems: list[Problem] = []
+    dept_codes = _check_departments(spec.departments, problems)
+    _check_regions(spec, dept_codes, problems)
+    _check_datacenter(spec.datacenter, problems)
+    _check_quotas(spec, problems)
+    _check_network(spec, problems)
+    _check_identity(spec, problems)
+    _check_load(spec, problems)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_departments(departments: list[Department], out: list[Problem]) -> set[str]:
+    seen: dict[str, int] = {}
+    for i, d in enumerate(departments):
+        path = f"departments[{i}]"
+        if d.code in seen:
+            out.append(
+                Problem(
+                    f"{path}.code",
+                    f'duplicate department code "{d.code}", '
+                    f"first used at departments[{seen[d.code]}]",
+                )
+            )
+        else:
+            seen[d.code] = i
+        for j, app in enumerate(d.apps):
+            if app.level is not None and app.level not in d.levels:
+                out.append(
+                    Problem(
+                        f"{path}.apps[{j}].level",
+                        f"expected one of the levels the department serves "
+                        f"({', '.join(lv.value for lv in d.levels)}), "
+                        f'got "{app.level.value}"',
+                    )
+                )
+        if d.tenant.deploy.value == "vm" and d.tenant.vm_hosts == 0:
+            out.append(
+                Problem(
+                    f"{path}.tenant.vm_hosts",
+                    "expected at least 1 when the department deploys on VMs, got 0",
+                )
+            )
+    return set(seen)
+
+
+def _code_problem(path: str, level: Level, parent: str | None, code: str) -> Problem | None:
+    digits = CODE_DIGITS[level]
+    if (
+        len(code) == digits
+        and code.isascii()
+        and code.isdigit()
+        and (parent is None or code.startswith(parent))
+    ):
+        return None
+    under = f" starting with {parent}" if parent else ""
+    return Problem(path, f'expected a {digits}-digit code{under}, got "{code}"')
+
+
+def _check_hall(
+    path: str, hall: Hall | None, level: Level, depts: set[str], out: list[Problem]
+) -> None:
+    if hall is None:
+        return
+    want = HALL_KIND_OF_LEVEL[level]
+    if hall.kind != want:
+        out.append(
+            Problem(
+                f"{path}.hall.kind",
+                f'expected "{want.value}" for a {level.value} hall, got "{hall.kind.value}"',
+            )
+        )
+    for k, code in enumerate(hall.departments):
+        if code not in depts:
+            out.append(
+                Problem(
+                    f"{path}.hall.departments[{k}]",
+                    f'unknown department "{code}" (expected a code from departments)',
+                )
+            )
+
+
+def _check_regions(spec: Spec, depts: set[str], out: list[Problem]) -> None:
+    first_use: dict[str, str] = {}
+
+    def unique(path: str, code: str) -> None:
+        if code in first_use:
+            out.append(Problem(path, f'duplicate code "{code}", first used at {first_use[code]}'))
+        else:
+            first_use[code] = path
+
+    for pcode, province in spec.regions.items():
+        ppath = f"regions.{pcode}"
+        if (p := _code_problem(ppath, Level.PROVINCE, None, pcode)) is not None:
+            out.append(p)
+        _check_hall(ppath, province.hall, Level.PROVINCE, depts, out)
+        for ci, city in enumerate(province.cities):
+            cpath = f"{ppath}.cities[{ci}]"
+            if (p := _code_problem(f"{cpath}.code", Level.CITY, pcode, city.code)) is not None:
+                out.append(p)
+            unique(f"{cpath}.code", city.code)
+            _check_hall(cpath, city.hall, Level.CITY, depts, out)
+            for ki, county in enumerate(city.counties):
+                kpath = f"{cpath}.counties[{ki}]"
+                if (
+                    p := _code_problem(f"{kpath}.code", Level.COUNTY, city.code, county.code)
+                ) is not None:
+                    out.append(p)
+                unique(f"{kpath}.code", county.code)
+                _check_hall(kpath, county.hall, Level.COUNTY, depts, out)
+                for ti, town in enumerate(county.townships):
+                    tpath = f"{kpath}.townships[{ti}]"
+                    if (
+                        p := _code_problem(f"{tpath}.code", Level.TOWNSHIP, county.code, town.code)
+                    ) is not None:
+                        out.append(p)
+                    unique(f"{tpath}.code", town.code)
+                    _check_hall(tpath, town.hall, Level.TOWNSHIP, depts, out)
+                    tcode = town.code
+                    for vi, village in enumerate(town.villages):
+                        vcode = village.code
+                        # the common case is checked inline: this loop runs for every village
+                        if not (
+                            len(vcode) == 12
+                            and vcode.startswith(tcode)
+                            and vcode.isdigit()
+                            and vcode.isascii()
+                        ) and (
+                            p := _code_problem(
+                                f"{tpath}.villages[{vi}].code", Level.VILLAGE, tcode, vcode
+                            )
+                        ):
+                            out.append(p)
+                        unique(f"{tpath}.villages[{vi}].code", vcode)
+                        if village.hall is not None:
+                            _check_hall(
+                                f"{tpath}.villages[{vi}]", village.hall, Level.VILLAGE, depts, out
+                            )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _duplicates(names: Iterable[tuple[str, str]], what: str, out: list[Problem]) -> set[str]:
+    seen: dict[str, str] = {}
+    for path, name in names:
+        if name in seen:
+            out.append(Problem(path, f'duplicate {what} "{name}", first used at {seen[name]}'))
+        else:
+            seen[name] = path
+    return set(seen)
+
+
+def _check_datacenter(dc: DataCenter, out: list[Problem]) -> None:
+    base = "datacenter"
+    racks = _duplicates(
+        (
+            (f"{base}.rooms[{i}].racks[{j}].name", r.name)
+            for i, room in enumerate(dc.rooms)
+            for j, r in enumerate(room.racks)
+        ),
+        "rack name",
+        out,
+    )
+    _duplicates(
+        ((f"{base}.rooms[{i}].name", r.name) for i, r in enumerate(dc.rooms)), "room name", out
+    )
+    _duplicates(
+        ((f"{base}.hosts[{i}].name", h.name) for i, h in enumerate(dc.hosts)), "host name", out
+    )
+    for i, h in enumerate(dc.hosts):
+        if h.rack not in racks:
+            out.append(
+                Problem(
+                    f"{base}.hosts[{i}].rack",
+                    f'unknown rack "{h.rack}" (expected a rack declared under rooms)',
+                )
+            )
+    for chain, units, red in (
+        ("power.ups", dc.power.ups.units, dc.power.ups.redundancy),
+        ("cooling", dc.cooling.units, dc.cooling.redundancy),
+    ):
+        need = MIN_UNITS[red]
+        if units < need:
+            out.append(
+                Problem(
+                    f"{base}.{chain}.units",
+                    f"expected at least {need} units for redundancy {red.value}, got {units}",
+                )
+            )
+    gens = dc.power.generators
+    if gens.units and gens.units < MIN_UNITS[gens.redundancy]:
+        out.append(
+            Problem(
+                f"{base}.power.generators.units",
+                f"expected at least {MIN_UNITS[gens.redundancy]} units for redundancy "
+                f"{gens.redundancy.value}, got {gens.units}",
+            )
+        )
+    for rule in rules_for(dc.grade):
+        if not rule.holds(dc):
+            out.append(
+                Problem(
+                    f"{base}.{rule.path}",
+                    f"grade {dc.grade.value} requires {rule.requirement} "
+                    f"[{rule.id}; {rule.source}]",
+                )
+            )
+
+
+def _check_quotas(spec: Spec, out: list[Problem]) -> None:
+    pools = spec.datacenter.pools
+    cpu = sum(d.tenant.cpu for d in spec.departments)
+    mem = sum(d.tenant.memory_gib for d in spec.departments)
+    disk = sum(d.tenant.storage_gib for d in spec.departments)
+    limits = (
+        (
+            "departments[*].tenant.cpu",
+            cpu,
+            pools.compute.vcpus * pools.compute.cpu_overcommit,
+            "datacenter.pools.compute.vcpus × cpu_overcommit",
+            "vCPU",
+        ),
+        (
+            "departments[*].tenant.memory_gib",
+            mem,
+            pools.compute.memory_gib * pools.compute.memory_overcommit,
+            "datacenter.pools.compute.memory_gib × memory_overcommit",
+            "GiB",
+        ),
+        (
+            "departments[*].tenant.storage_gib",
+            disk,
+            pools.storage.capacity_gib * pools.storage.overcommit,
+            "datacenter.pools.storage.capacity_gib × overcommit",
+            "GiB",
+        ),
+    )
+    for path, used, cap, capname, unit in limits:
+        if used > cap + 1e-9:
+            out.append(
+                Problem(
+                    path,
+                    f"tenant quotas add up to {used:g} {unit}, more than the "
+                    f"pool allows ({capname} = {cap:g} {unit})",
+                )
+            )
+
+
+def _check_network(spec: Spec, out: list[Problem]) -> None:
+    nets = {}
+    for name in ("extranet", "intranet", "datacenter"):
+        value = getattr(spec.network.supernets, name)
+        try:
+            nets[name] = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            out.append(
+                Problem(
+                    f"network.supernets.{name}",
+                    f'expected an IPv4 prefix such as "10.0.0.0/8", got "{value}" ({exc})',
+                )
+            )
+    if "intranet" in nets:
+        for other in ("extranet", "datacenter"):
+            if other in nets and nets["intranet"].overlaps(nets[other]):
+                out.append(
+                    Problem(
+                        "network.supernets.intranet",
+                        f"the intranet (政务内网) must not overlap the {other} "
+                        f"({nets['intranet']} overlaps {nets[other]}): the two are "
+                        "physically isolated",
+                    )
+                )
+    if (
+        "extranet" in nets
+        and "datacenter" in nets
+        and nets["extranet"].overlaps(nets["datacenter"])
+        and not nets["datacenter"].subnet_of(nets["extranet"])
+    ):
+        out.append(
+            Problem(
+                "network.supernets.datacenter",
+                "expected the data-center supernet inside the extranet or apart from it",
+            )
+        )
+
+
+def _check_identity(spec: Spec, out: list[Problem]) -> None:
+    ident = spec.identity
+    roles = {
+        "system": ident.admins.system,
+        "security": ident.admins.security,
+        "audit": ident.admins.audit,
+    }
+    holder: dict[str, str] = {}
+    for role, people in roles.items():
+        for i, person in enumerate(people):
+            if person in holder and holder[person] != role:
+                out.append(
+                    Problem(
+                        f"identity.admins.{role}[{i}]",
+                        f'"{person}" already holds the {holder[person]} administrator '
+                        "role; system, security and audit administrators must be "
+                        "different people (三权分立, GB/T 22239-2019 grade 3)",
+                    )
+                )
+            holder.setdefault(person, role)
+    if ident.ssh_cert_ttl_minutes > ident.ssh_cert_max_ttl_minutes:
+        out.append(
+            Problem(
+                "identity.ssh_cert_ttl_minutes",
+                f"expected at most ssh_cert_max_ttl_minutes "
+                f"({ident.ssh_cert_max_ttl_minutes}), got {ident.ssh_cert_ttl_minutes}",
+            )
+        )
+
+
+def _check_load(spec: Spec, out: list[Problem]) -> None:
+    total = sum(spec.load.level_mix.values())
+    if abs(total - 1.0) > 0.01:
+        out.append(Problem("load.level_mix", f"expected shares that add up to 1, got {total:g}"))

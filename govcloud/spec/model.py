@@ -1,0 +1,436 @@
+"""The spec: one typed description of the whole cloud.
+
+Shape and field types are checked here (pydantic v2, unknown keys refused); rules that relate one
+part of the spec to another (code prefixes, references, capacities, the data-center grade) live in
+:mod:`govcloud.spec.checks` so every problem can be reported at once with its path.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+# ---------------------------------------------------------------------------------------------
+# small shared types
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+Code = StrictStr  # division codes are strings: YAML must quote them ("52", not 52)
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+Slug = Annotated[StrictStr, Field(pattern=SLUG_PATTERN)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+_HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+
+
+class Level(StrEnum):
+    """The five administrative levels a hall can serve."""
+
+    PROVINCE = "province"
+    CITY = "city"
+    COUNTY = "county"
+    TOWNSHIP = "township"
+    VILLAGE = "village"
+
+
+LEVELS: tuple[Level, ...] = tuple(Level)
+#: digits of an administrative-division code at each level (GB/T 2260 style, extended to
+#: township (9) and village (12) as the statistical division codes do)
+CODE_DIGITS: dict[Level, int] = {
+    Level.PROVINCE: 2,
+    Level.CITY: 4,
+    Level.COUNTY: 6,
+    Level.TOWNSHIP: 9,
+    Level.VILLAGE: 12,
+}
+
+
+class HallKind(StrEnum):
+    CENTER = "政务服务中心"  # province, city, county
+    TOWNSHIP_CENTER = "便民服务中心"  # township
+    VILLAGE_STATION = "便民服务站"  # village
+
+
+#: the hall kind each level runs
+HALL_KIND_OF_LEVEL: dict[Level, HallKind] = {
+    Level.PROVINCE: HallKind.CENTER,
+    Level.CITY: HallKind.CENTER,
+    Level.COUNTY: HallKind.CENTER,
+    Level.TOWNSHIP: HallKind.TOWNSHIP_CENTER,
+    Level.VILLAGE: HallKind.VILLAGE_STATION,
+}
+#: service windows a hall has when the spec does not say
+DEFAULT_WINDOWS: dict[Level, int] = {
+    Level.PROVINCE: 120,
+    Level.CITY: 60,
+    Level.COUNTY: 30,
+    Level.TOWNSHIP: 6,
+    Level.VILLAGE: 1,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# the region tree
+
+
+class Hall(_Model):
+    kind: HallKind
+    windows: NonNegativeInt = 1
+    hours: StrictStr = "09:00-17:00"
+    departments: list[Slug] = Field(default_factory=list)
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, v: str) -> str:
+        if not _HOURS.match(v):
+            raise ValueError(f'expected opening hours as "HH:MM-HH:MM", got "{v}"')
+        start, end = v.split("-")
+        if start >= end:
+            raise ValueError(f'opening hours must end after they start, got "{v}"')
+        return v
+
+
+class _Site(_Model):
+    name: StrictStr = Field(min_length=1)
+    population: NonNegativeInt | None = None
+    hall: Hall | None = None
+
+
+class Village(_Site):
+    """A village; written either as a mapping or, compactly, as one string "CODE NAME"."""
+
+    code: Code
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compact(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            parts = data.split(None, 1)
+            if len(parts) != 2:
+                raise ValueError(
+                    f'expected "CODE NAME" or a mapping with code and name, got "{data}"'
+                )
+            return {"code": parts[0], "name": parts[1]}
+        return data
+
+
+class Township(_Site):
+    code: Code
+    villages: list[Village] = Field(default_factory=list)
+
+
+class County(_Site):
+    code: Code
+    townships: list[Township] = Field(default_factory=list)
+
+
+class City(_Site):
+    code: Code
+    counties: list[County] = Field(default_factory=list)
+
+
+class Province(_Site):
+    """A province; its code is its key under ``regions``."""
+
+    cities: list[City] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# departments
+
+
+class Environment(StrEnum):
+    PROD = "prod"
+    TEST = "test"
+
+
+class DeployKind(StrEnum):
+    KUBERNETES = "kubernetes"
+    VM = "vm"
+
+
+class TenantSizing(_Model):
+    cpu: PositiveFloat  # cores
+    memory_gib: PositiveFloat
+    storage_gib: PositiveFloat
+    environments: list[Environment] = Field(default_factory=lambda: [Environment.PROD])
+    deploy: DeployKind = DeployKind.KUBERNETES
+    vm_hosts: NonNegativeInt = 0
+
+
+class ServiceItems(_Model):
+    administrative: NonNegativeInt = 0  # 行政权力事项
+    public_service: NonNegativeInt = 0  # 公共服务事项
+
+    @property
+    def total(self) -> int:
+        return self.administrative + self.public_service
+
+
+class SharedService(StrEnum):
+    """Services in the public zone that departments may be granted."""
+
+    ONLINE_HALL = "online-hall"  # 网上办事大厅
+    EXCHANGE = "exchange"  # 数据共享交换平台
+    E_LICENCE = "e-licence"  # 电子证照库
+    E_SEAL = "e-seal"  # 电子印章
+    PAYMENT = "payment"  # 统一支付
+
+
+class App(_Model):
+    name: Slug
+    level: Level | None = None  # the hall level it serves, if any
+
+
+class Department(_Model):
+    code: Slug
+    name: StrictStr = Field(min_length=1)
+    levels: list[Level] = Field(min_length=1)
+    items: ServiceItems = Field(default_factory=ServiceItems)
+    tenant: TenantSizing
+    apps: list[App] = Field(default_factory=list)
+    grants: list[SharedService] = Field(default_factory=list)  # shared services it may reach
+
+
+# ---------------------------------------------------------------------------------------------
+# the data center (GB 50174-2017)
+
+
+class Grade(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+
+
+class Redundancy(StrEnum):
+    N = "N"
+    N1 = "N+1"
+    N2 = "2N"
+    N2_1 = "2(N+1)"
+
+    @property
+    def spare_units(self) -> str:
+        return {"N": "none", "N+1": "one", "2N": "a full set", "2(N+1)": "a full set plus one"}[
+            self.value
+        ]
+
+    @property
+    def rank(self) -> int:
+        return {"N": 0, "N+1": 1, "2N": 2, "2(N+1)": 3}[self.value]
+
+    def usable_units(self, units: int) -> int:
+        """Units whose capacity may carry load: the rest is the redundancy."""
+        spare = {"N": units, "N+1": units - 1, "2N": units // 2, "2(N+1)": units // 2 - 1}
+        return max(0, spare[self.value])
+
+
+class Rack(_Model):
+    name: StrictStr = Field(min_length=1)
+    kw: PositiveFloat  # power budget of the rack
+
+
+class Room(_Model):
+    name: StrictStr = Field(min_length=1)
+    racks: list[Rack] = Field(min_length=1)
+
+
+class Ups(_Model):
+    units: PositiveInt
+    unit_kva: PositiveFloat
+    power_factor: Annotated[float, Field(gt=0, le=1)] = 0.9
+    redundancy: Redundancy
+    battery_minutes: PositiveFloat
+
+
+class Generators(_Model):
+    units: NonNegativeInt
+    unit_kw: NonNegativeFloat = 0
+    redundancy: Redundancy = Redundancy.N
+    fuel_hours: NonNegativeFloat = 12
+
+
+class Power(_Model):
+    utility_feeds: PositiveInt
+    ups: Ups
+    generators: Generators = Field(default_factory=lambda: Generators(units=0))
+
+
+class Cooling(_Model):
+    units: PositiveInt
+    unit_kw: PositiveFloat
+    redundancy: Redundancy
+
+
+class ComputePool(_Model):
+    vcpus: PositiveInt
+    memory_gib: PositiveFloat
+    cpu_overcommit: Annotated[float, Field(ge=1, le=16)] = 1.0
+    memory_overcommit: Annotated[float, Field(ge=1, le=4)] = 1.0
+
+
+class StoragePool(_Model):
+    capacity_gib: PositiveFloat
+    overcommit: Annotated[float, Field(ge=1, le=8)] = 1.0
+
+
+class Pools(_Model):
+    compute: ComputePool
+    storage: StoragePool
+
+
+class HostRole(StrEnum):
+    COMPUTE = "compute"
+    STORAGE = "storage"
+    HALL = "hall"
+    IDENTITY = "identity"
+    BASTION = "bastion"
+    LOG = "log"
+    ROUTER = "router"
+
+
+class Host(_Model):
+    name: Slug
+    role: HostRole
+    rack: StrictStr
+    kw: PositiveFloat = 0.5  # nameplate draw
+
+
+class DataCenter(_Model):
+    name: StrictStr = Field(min_length=1)
+    grade: Grade
+    rooms: list[Room] = Field(min_length=1)
+    power: Power
+    cooling: Cooling
+    pools: Pools
+    hosts: list[Host] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# network, identity, load: typed placeholders the later parts fill in
+
+
+class Supernets(_Model):
+    extranet: StrictStr = "10.0.0.0/8"  # 政务外网
+    intranet: StrictStr = "172.16.0.0/12"  # 政务内网 (physically separate)
+    datacenter: StrictStr = "10.255.0.0/16"  # data-center segments on the extranet side
+
+
+class Allocation(_Model):
+    headroom: Annotated[float, Field(ge=0, le=4)] = 0.25  # spare fraction at every level
+    hall_lan_hosts: PositiveInt = 30  # addresses a hall LAN needs, per level below
+    mgmt_hosts: PositiveInt = 6
+
+
+class Flow(_Model):
+    """One allowed flow between zones (everything else is denied)."""
+
+    name: StrictStr
+    src: StrictStr
+    dst: StrictStr
+    proto: Literal["tcp", "udp", "icmp"] = "tcp"
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
+    action: Literal["accept", "drop"] = "accept"
+
+
+class Network(_Model):
+    supernets: Supernets = Field(default_factory=Supernets)
+    allocation: Allocation = Field(default_factory=Allocation)
+    flows: list[Flow] = Field(default_factory=list)
+    links: list[tuple[StrictStr, StrictStr]] = Field(
+        default_factory=list, description="extra router links between zones"
+    )
+
+
+class AuthMethod(StrEnum):
+    USERPASS = "userpass"
+    OIDC = "oidc"
+    LDAP = "ldap"
+
+
+class AdminRoles(_Model):
+    """Holders of the separated administrator roles (三权分立)."""
+
+    system: list[Slug] = Field(min_length=1)
+    security: list[Slug] = Field(min_length=1)
+    audit: list[Slug] = Field(min_length=1)
+
+
+class Identity(_Model):
+    auth_methods: list[AuthMethod] = Field(default_factory=lambda: [AuthMethod.USERPASS])
+    admins: AdminRoles
+    mfa: bool = True
+    ssh_cert_ttl_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+    ssh_cert_max_ttl_minutes: Annotated[int, Field(ge=1, le=1440)] = 120
+    token_ttl_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+
+
+class Slo(_Model):
+    p95_ms: PositiveFloat = 500
+    p99_ms: PositiveFloat = 1500
+    error_ratio: Annotated[float, Field(ge=0, le=1)] = 0.01
+
+
+class Load(_Model):
+    peak_factor: PositiveFloat = 3.0  # the morning peak against the day's average
+    surge_factor: Annotated[float, Field(ge=1, le=50)] = 8.0  # a deadline surge against the peak
+    level_mix: dict[Level, NonNegativeFloat] = Field(
+        default_factory=lambda: {
+            Level.PROVINCE: 0.08,
+            Level.CITY: 0.2,
+            Level.COUNTY: 0.4,
+            Level.TOWNSHIP: 0.22,
+            Level.VILLAGE: 0.1,
+        }
+    )
+    slo: dict[Level, Slo] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class Spec(_Model):
+    version: Literal[1] = 1
+    name: Slug
+    regions: dict[StrictStr, Province] = Field(min_length=1)
+    departments: list[Department] = Field(min_length=1)
+    datacenter: DataCenter
+    network: Network = Field(default_factory=Network)
+    identity: Identity
+    load: Load = Field(default_factory=Load)
+
+    # -- convenience walks -------------------------------------------------------------------
+
+    def department(self, code: str) -> Department | None:
+        for d in self.departments:
+            if d.code == code:
+                return d
+        return None
+
+    def counts(self) -> dict[Level, int]:
+        n = dict.fromkeys(LEVELS, 0)
+        for province in self.regions.values():
+            n[Level.PROVINCE] += 1
+            for city in province.cities:
+                n[Level.CITY] += 1
+                for county in city.counties:
+                    n[Level.COUNTY] += 1
+                    n[Level.TOWNSHIP] += len(county.townships)
+                    for township in county.townships:
+                        n[Level.VILLAGE] += len(township.villages)
+        return n
+
+
+def hall_of(site: _Site, level: Level) -> Hall:
+    """The hall a site runs: the declared one, or the level's default."""
+    if site.hall is not None:
+        return site.hall
+    return Hall(kind=HALL_KIND_OF_LEVEL[level], windows=DEFAULT_WINDOWS[level])

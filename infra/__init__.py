@@ -1,0 +1,1 @@
+"""The Pulumi program: components, dynamic providers, network and DC planning, the lab."""

@@ -1,0 +1,1 @@
+"""Locust users per persona and level, load shapes, the SLO gate, reports."""

@@ -1,0 +1,1 @@
+"""Identity as code (OpenBao), bastion access, audit for security officers, compliance suites."""
