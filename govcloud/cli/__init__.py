@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from govcloud.cli import lab as lab_cli
 from govcloud.cli import spec as spec_cli
 from govcloud.cli.common import err_console, print_json
 from govcloud.errors import EXIT_FAILED, GovcloudError, InputError
@@ -23,6 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(spec_cli.app, name="spec")
+app.add_typer(lab_cli.app, name="lab")
 
 
 def _report(exc: GovcloudError) -> None:
