@@ -62,10 +62,11 @@ class SpecError(InputError):
         super().__init__(problems, title=title)
 
 
-class PlanError(GovcloudError):
+class PlanError(InputError):
     """The spec is well formed but cannot be planned (address exhaustion, isolation breach...)."""
 
-    exit_code = EXIT_BAD_INPUT
+    def __init__(self, problems: list[Problem] | str, *, title: str = "cannot plan") -> None:
+        super().__init__(problems, title=title)
 
 
 class OperationError(GovcloudError):

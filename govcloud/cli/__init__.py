@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from govcloud.cli import lab as lab_cli
+from govcloud.cli import plan as plan_cli
 from govcloud.cli import spec as spec_cli
 from govcloud.cli.common import err_console, print_json
 from govcloud.errors import EXIT_FAILED, GovcloudError, InputError
@@ -24,7 +25,11 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(spec_cli.app, name="spec")
+app.add_typer(__import__("govcloud.cli.k8s", fromlist=["app"]).app, name="k8s")
 app.add_typer(lab_cli.app, name="lab")
+app.command("plan")(plan_cli.plan_command)
+app.add_typer(plan_cli.net_app, name="net")
+app.add_typer(plan_cli.dc_app, name="dc")
 
 
 def _report(exc: GovcloudError) -> None:

@@ -179,7 +179,12 @@ def _datacenter(
                 "redundancy": "N+1",
                 "battery_minutes": 15,
             },
-            "generators": {"units": 2, "unit_kw": ups_kva, "redundancy": "N+1", "fuel_hours": 12},
+            "generators": {
+                "units": 2,
+                "unit_kw": 2 * ups_kva,
+                "redundancy": "N+1",
+                "fuel_hours": 12,
+            },
         },
         "cooling": {"units": 3, "unit_kw": cooling_kw, "redundancy": "N+1"},
         "pools": pools,
@@ -313,6 +318,7 @@ def lab() -> dict[str, Any]:
         {"name": "compute-2", "role": "compute", "rack": "R04", "kw": 0.8},
         {"name": "hall-1", "role": "hall", "rack": "R03", "kw": 0.5},
         {"name": "hall-2", "role": "hall", "rack": "R04", "kw": 0.5},
+        {"name": "shared-1", "role": "shared", "rack": "R02", "kw": 0.4},
     ]
     pools = {
         "compute": {"vcpus": 32, "memory_gib": 64, "cpu_overcommit": 2.0},
@@ -337,7 +343,7 @@ def lab() -> dict[str, Any]:
                 "intranet": "172.16.0.0/12",
                 "datacenter": "10.255.0.0/16",
             },
-            "allocation": {"headroom": 0.25, "hall_lan_hosts": 14, "mgmt_hosts": 6},
+            "allocation": {"headroom": 0.25},
         },
         "identity": _identity(),
         "load": {"peak_factor": 3.0, "surge_factor": 8.0},
@@ -426,6 +432,10 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
         *(
             {"name": f"hall-{i + 1}", "role": "hall", "rack": f"R{21 + i % 4:02d}", "kw": 0.6}
             for i in range(12)
+        ),
+        *(
+            {"name": f"shared-{i + 1}", "role": "shared", "rack": f"R{21 + i % 4:02d}", "kw": 0.6}
+            for i in range(4)
         ),
     ]
     pools = {

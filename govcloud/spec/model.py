@@ -295,6 +295,7 @@ class HostRole(StrEnum):
     BASTION = "bastion"
     LOG = "log"
     ROUTER = "router"
+    SHARED = "shared"  # shared services of the public zone (exchange, e-licence, ...)
 
 
 class Host(_Model):
@@ -324,10 +325,29 @@ class Supernets(_Model):
     datacenter: StrictStr = "10.255.0.0/16"  # data-center segments on the extranet side
 
 
+DEFAULT_LAN_HOSTS: dict[Level, int] = {
+    Level.PROVINCE: 254,
+    Level.CITY: 126,
+    Level.COUNTY: 62,
+    Level.TOWNSHIP: 30,
+    Level.VILLAGE: 14,
+}
+
+
 class Allocation(_Model):
-    headroom: Annotated[float, Field(ge=0, le=4)] = 0.25  # spare fraction at every level
-    hall_lan_hosts: PositiveInt = 30  # addresses a hall LAN needs, per level below
-    mgmt_hosts: PositiveInt = 6
+    """How the five-level address plan sizes its blocks."""
+
+    headroom: Annotated[float, Field(ge=0, le=4)] = 0.25  # spare share of children, per level
+    hall_lan_hosts: dict[Level, PositiveInt] = Field(
+        default_factory=lambda: dict(DEFAULT_LAN_HOSTS)
+    )  # addresses each hall LAN needs; levels left out keep these defaults
+    mgmt_hosts: PositiveInt = 6  # management addresses at each site above the village
+    segment_hosts: PositiveInt = 254  # addresses of each data-center segment
+
+    @field_validator("hall_lan_hosts")
+    @classmethod
+    def _keep_defaults(cls, v: dict[Level, int]) -> dict[Level, int]:
+        return {**DEFAULT_LAN_HOSTS, **v}
 
 
 class Flow(_Model):

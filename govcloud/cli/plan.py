@@ -1,0 +1,181 @@
+"""`govcloud plan`, `govcloud net show`, `govcloud dc show`: the plan, printed and written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from govcloud.cli.common import JsonOpt, SpecArg, console, err_console, print_json, read_spec
+from govcloud.errors import EXIT_FAILED
+from govcloud.spec.model import LEVELS
+from infra.plan import Plan, make_plan, read_previous, write_plan
+
+net_app = typer.Typer(
+    help="The government network: address plan, zones and policy.", no_args_is_help=True
+)
+dc_app = typer.Typer(
+    help="The data center: racks, power, cooling, pools (GB 50174-2017).", no_args_is_help=True
+)
+
+
+def _failed_verdicts(dc: dict[str, Any]) -> list[str]:
+    out = [
+        f"rack {r['rack']}: {r['load_kw']} kW placed, budget {r['budget_kw']} kW"
+        for r in dc["racks"]
+        if not r["ok"]
+    ]
+    out += [
+        f"{chain} {v['item']}: {v['detail']} [{v['clause']}]"
+        for chain, vs in dc["chains"].items()
+        for v in vs
+        if not v["ok"]
+    ]
+    out += [
+        f"grade {dc['grade']}: {g['requirement']} [{g['clause']}]"
+        for g in dc["grade_rules"]
+        if not g["ok"]
+    ]
+    out += [
+        f"pool {k}: quotas {v['quota']:g} over capacity {v['capacity']:g}"
+        for k, v in dc["pools"].items()
+        if v["quota"] > v["capacity"]
+    ]
+    return out
+
+
+def plan_command(
+    spec: SpecArg = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory to write the plan to.")
+    ] = Path("out/plan"),
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            help="Ignore the previous plan in the directory: allocate every address from scratch."
+        ),
+    ] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Plan the network and the data center and write the files engineers read and diff.
+
+    Writes network.json (sites, zones, rules), acl.csv / acl.json (vendor-neutral ACL),
+    nftables/<router>.nft and nftables/role-<role>.nft, datacenter.json (capacities and
+    verdicts with their clauses) and inventory.yml / inventory.json. A network.json already in
+    the directory is the previous plan: sites keep their addresses unless --fresh.
+    Exits 1 when the data center cannot carry the plan (the files are still written).
+    """
+    s = read_spec(spec)
+    plan = make_plan(s, None if fresh else read_previous(output))
+    files = write_plan(plan, output)
+    failed = _failed_verdicts(plan.datacenter)
+    if json:
+        print_json(
+            {
+                "ok": not failed,
+                "output": str(output),
+                "files": files,
+                "warnings": [str(w) for w in plan.policy.warnings],
+                "failed": failed,
+            }
+        )
+    else:
+        console.print(
+            f"wrote {len(files)} files to {output}: "
+            f"{sum(1 for _ in plan.addresses.walk()):,} sites, {len(plan.zones)} zones, "
+            f"{len(plan.policy.rules)} rules, {len(plan.hosts)} hosts",
+            highlight=False,
+        )
+        for w in plan.policy.warnings:
+            err_console.print(f"[yellow]warning:[/] {escape(str(w))}", highlight=False)
+        for f in failed:
+            err_console.print(f"[red]failed:[/] {escape(f)}", highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _net_summary(plan: Plan) -> dict[str, Any]:
+    levels: dict[str, dict[str, Any]] = {lv.value: {"sites": 0, "prefixes": {}} for lv in LEVELS}
+    for site in plan.addresses.walk():
+        entry = levels[site.level.value]
+        entry["sites"] += 1
+        length = f"/{33 - site.block[1].bit_length()}"
+        entry["prefixes"][length] = entry["prefixes"].get(length, 0) + 1
+    return {
+        "supernets": plan.spec.network.supernets.model_dump(),
+        "levels": levels,
+        "zones": [z.as_dict() for z in plan.zones.values()],
+        "routers": [h.name for h in plan.hosts if h.role == "router"],
+        "rules": len(plan.policy.rules),
+        "warnings": [str(w) for w in plan.policy.warnings],
+    }
+
+
+@net_app.command("show")
+def net_show(spec: SpecArg = None, json: JsonOpt = False) -> None:
+    """Summarise the address plan per level, the zones and the policy."""
+    summary = _net_summary(make_plan(read_spec(spec)))
+    if json:
+        print_json(summary)
+        return
+    levels = Table(title="address plan (extranet " + summary["supernets"]["extranet"] + ")")
+    for col in ("level", "sites", "block sizes"):
+        levels.add_column(col)
+    for name, entry in summary["levels"].items():
+        sizes = ", ".join(f"{n:,}×{p}" for p, n in sorted(entry["prefixes"].items()))
+        levels.add_row(name, f"{entry['sites']:,}", sizes)
+    console.print(levels)
+    zones = Table(title="zones")
+    for col in ("zone", "label", "network", "prefixes"):
+        zones.add_column(col)
+    for z in summary["zones"]:
+        prefixes = ", ".join(z["prefixes"][:3]) + (" …" if len(z["prefixes"]) > 3 else "")
+        zones.add_row(z["name"], z["label"], z["network"], prefixes)
+    console.print(zones)
+    console.print(
+        f"routers: {', '.join(summary['routers'])}; {summary['rules']} allow rules, "
+        "everything else denied",
+        highlight=False,
+    )
+    for w in summary["warnings"]:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+@dc_app.command("show")
+def dc_show(spec: SpecArg = None, json: JsonOpt = False) -> None:
+    """Racks against their kW budgets, power and cooling chains with their redundancy, pools."""
+    dc = make_plan(read_spec(spec)).datacenter
+    if json:
+        print_json(dc)
+        return
+    mark = {True: "[green]ok[/]", False: "[red]FAIL[/]"}
+    racks = Table(title=f"{dc['name']}: grade {dc['grade']}, IT load {dc['it_load_kw']} kW")
+    for col in ("rack", "budget kW", "placed kW", ""):
+        racks.add_column(col)
+    for r in dc["racks"]:
+        racks.add_row(r["rack"], f"{r['budget_kw']:g}", f"{r['load_kw']:g}", mark[r["ok"]])
+    console.print(racks)
+    chains = Table(title="power and cooling")
+    for col in ("chain", "check", "", "detail", "source"):
+        chains.add_column(col)
+    for chain, verdicts in dc["chains"].items():
+        for v in verdicts:
+            chains.add_row(
+                chain, v["item"], mark[v["ok"]], escape(v["detail"]), escape(v["clause"])
+            )
+    for g in dc["grade_rules"]:
+        chains.add_row(
+            "grade", g["rule"], mark[g["ok"]], escape(g["requirement"]), escape(g["clause"])
+        )
+    console.print(chains)
+    pools = Table(title="pools against tenant quotas")
+    for col in ("pool", "quota", "capacity", "share"):
+        pools.add_column(col)
+    for name, p in dc["pools"].items():
+        pools.add_row(name, f"{p['quota']:g}", f"{p['capacity']:g}", f"{p['share']:.0%}")
+    console.print(pools)
+    if not dc["ok"]:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,282 @@
+"""Inter-zone policy: default deny, the allowed flows as data, and the checks on them.
+
+Endpoints of a flow: a zone name, ``host:NAME``, ``role:ROLE``, ``dc`` (every data-center
+segment) or ``*`` (every extranet zone). The intranet may appear in no flow and no link.
+Rules from the spec come first (so a spec ``drop`` can narrow a default), then the defaults,
+then the shared-service grants of each department.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from govcloud.errors import PlanError, Problem
+from govcloud.spec.model import Flow, SharedService, Spec
+from infra.inventory import InvHost
+from infra.network.zones import EXTRANET, INTRANET, ISOLATION_SOURCE, Zone, dept_zone
+
+#: where each shared service listens
+SERVICE_PORTS: dict[SharedService, tuple[str, int]] = {
+    SharedService.ONLINE_HALL: ("internet-access", 443),
+    SharedService.EXCHANGE: ("role:shared", 9443),
+    SharedService.E_LICENCE: ("role:shared", 9444),
+    SharedService.E_SEAL: ("role:shared", 9445),
+    SharedService.PAYMENT: ("role:shared", 9446),
+}
+OPENBAO_PORTS = (8200, 8201)
+
+DEFAULT_FLOWS: tuple[Flow, ...] = (
+    Flow(name="halls-to-online-hall", src="sites", dst="internet-access", ports=[80, 443]),
+    Flow(name="ssh-from-bastion", src="role:bastion", dst="*", ports=[22]),
+    Flow(name="ssh-to-bastion", src="management", dst="role:bastion", ports=[22]),
+    Flow(
+        name="openbao-from-management",
+        src="management",
+        dst="role:identity",
+        ports=list(OPENBAO_PORTS),
+    ),
+    Flow(name="openbao-from-dc-hosts", src="dc", dst="role:identity", ports=[OPENBAO_PORTS[0]]),
+    Flow(name="logs-to-loghost", src="*", dst="role:log", proto="udp", ports=[514]),
+    Flow(name="logs-to-loghost-tcp", src="*", dst="role:log", ports=[514]),
+    Flow(name="ping-from-management", src="management", dst="*", proto="icmp"),
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    origin: str  # spec, default or grant
+    src: str
+    dst: str
+    src_prefixes: tuple[str, ...]
+    dst_prefixes: tuple[str, ...]
+    proto: str
+    ports: tuple[int, ...]
+    action: str
+    path: str | None = None  # where the spec declares it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "origin": self.origin,
+            "src": self.src,
+            "dst": self.dst,
+            "src_prefixes": list(self.src_prefixes),
+            "dst_prefixes": list(self.dst_prefixes),
+            "proto": self.proto,
+            "ports": list(self.ports),
+            "action": self.action,
+        }
+
+
+@dataclass
+class Policy:
+    rules: list[Rule]
+    warnings: list[Problem]
+
+
+class _Resolver:
+    def __init__(self, zones: dict[str, Zone], hosts: list[InvHost]) -> None:
+        self.zones = zones
+        self.hosts = {h.name: h for h in hosts}
+        self.roles: dict[str, list[str]] = {}
+        for h in hosts:
+            self.roles.setdefault(h.role, []).append(h.name)
+
+    def expected(self) -> str:
+        fixed = sorted(n for n, z in self.zones.items() if z.department is None)
+        return f"a zone ({', '.join(fixed)}, dept-<code>), host:NAME, role:ROLE, dc or *"
+
+    def networks(self, endpoint: str) -> set[str] | None:
+        """The networks an endpoint names ({"extranet"} / {"intranet"}), None if unknown."""
+        if endpoint in ("*", "dc"):
+            return {EXTRANET}
+        if endpoint.startswith("host:"):
+            h = self.hosts.get(endpoint[5:])
+            return {self.zones[h.zone].network} if h else None
+        if endpoint.startswith("role:"):
+            names = self.roles.get(endpoint[5:])
+            return {self.zones[self.hosts[n].zone].network for n in names} if names else None
+        z = self.zones.get(endpoint)
+        return {z.network} if z else None
+
+    def prefixes(self, endpoint: str) -> tuple[str, ...]:
+        if endpoint == "*":
+            return tuple(
+                p for z in self.zones.values() if z.network == EXTRANET for p in z.prefixes
+            )
+        if endpoint == "dc":
+            return tuple(
+                p
+                for z in self.zones.values()
+                if z.network == EXTRANET and z.kind != "sites"
+                for p in z.prefixes
+            )
+        if endpoint.startswith("host:"):
+            return (self.hosts[endpoint[5:]].address + "/32",)
+        if endpoint.startswith("role:"):
+            return tuple(self.hosts[n].address + "/32" for n in self.roles[endpoint[5:]])
+        return self.zones[endpoint].prefixes
+
+
+def _covers(outer: Rule, inner: Rule) -> bool:
+    """Whether every packet ``inner`` matches is matched by ``outer`` too."""
+    if outer.proto != inner.proto or (outer.ports and not set(inner.ports) <= set(outer.ports)):
+        return False
+
+    def within(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+        nets = [ipaddress.IPv4Network(p) for p in b]
+        return all(any(ipaddress.IPv4Network(p).subnet_of(n) for n in nets) for p in a)
+
+    return within(inner.src_prefixes, outer.src_prefixes) and within(
+        inner.dst_prefixes, outer.dst_prefixes
+    )
+
+
+def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Policy:
+    res = _Resolver(zones, hosts)
+    problems: list[Problem] = []
+    flows: list[tuple[Flow, str, str | None]] = [
+        (f, "spec", f"network.flows[{i}]") for i, f in enumerate(spec.network.flows)
+    ]
+    flows += [(f, "default", None) for f in DEFAULT_FLOWS]
+    for d in spec.departments:
+        zone = dept_zone(d.code)
+        flows.append((Flow(name=f"{d.code}-internal", src=zone, dst=zone), "grant", None))
+        for service in d.grants:
+            dst, port = SERVICE_PORTS[service]
+            flows.append(
+                (
+                    Flow(
+                        name=f"{d.code}-to-{service.value}",
+                        src=dept_zone(d.code),
+                        dst=dst,
+                        ports=[port],
+                    ),
+                    "grant",
+                    None,
+                )
+            )
+
+    for i, (a, b) in enumerate(spec.network.links):
+        nets = [res.networks(a), res.networks(b)]
+        for end, value, n in (("0", a, nets[0]), ("1", b, nets[1])):
+            if n is None:
+                problems.append(
+                    Problem(
+                        f"network.links[{i}][{end}]",
+                        f'unknown zone "{value}" (expected {res.expected()})',
+                    )
+                )
+        if nets[0] and nets[1] and nets[0] != nets[1]:
+            problems.append(
+                Problem(
+                    f"network.links[{i}]",
+                    f"a link between {a} and {b} would connect the intranet "
+                    f"(政务内网) to the extranet [{ISOLATION_SOURCE}]",
+                )
+            )
+
+    rules: list[Rule] = []
+    for flow, origin, path in flows:
+        where = path or f"{origin} flow {flow.name}"
+        ok = True
+        ends: dict[str, set[str]] = {}
+        for end in ("src", "dst"):
+            value = getattr(flow, end)
+            found = res.networks(value)
+            if found is None:
+                problems.append(
+                    Problem(f"{where}.{end}", f'unknown zone "{value}" (expected {res.expected()})')
+                )
+                ok = False
+            else:
+                ends[end] = found
+        if not ok:
+            continue
+        if INTRANET in ends["src"] | ends["dst"]:
+            problems.append(
+                Problem(
+                    where,
+                    f"flow {flow.name} ({flow.src} → {flow.dst}) touches "
+                    f"the intranet (政务内网); no flow may cross into or "
+                    f"out of it [{ISOLATION_SOURCE}]",
+                )
+            )
+            continue
+        if flow.proto == "icmp" and flow.ports:
+            problems.append(Problem(f"{where}.ports", "expected no ports for icmp"))
+            continue
+        src_p, dst_p = res.prefixes(flow.src), res.prefixes(flow.dst)
+        if not src_p or not dst_p:
+            continue  # a role with no host: nothing to allow
+        rules.append(
+            Rule(
+                f"R{len(rules) + 1:03d}",
+                flow.name,
+                origin,
+                flow.src,
+                flow.dst,
+                src_p,
+                dst_p,
+                flow.proto,
+                tuple(flow.ports),
+                flow.action,
+                path,
+            )
+        )
+    if problems:
+        raise PlanError(problems, title="the network policy is refused")
+
+    warnings = []
+    for j, later in enumerate(rules):
+        for earlier in rules[:j]:
+            if earlier.action != later.action and _covers(earlier, later):
+                where = later.path or f"{later.origin} flow {later.name}"
+                warnings.append(
+                    Problem(
+                        where,
+                        f"{later.action} rule {later.id} ({later.name}) "
+                        f"is shadowed by the earlier {earlier.action} "
+                        f"rule {earlier.id} ({earlier.name}) and never "
+                        "matches",
+                    )
+                )
+                break
+    return Policy(rules, warnings)
+
+
+def acl_rows(policy: Policy) -> list[dict[str, str]]:
+    """The vendor-neutral ACL table: one row per rule, prefixes joined with spaces."""
+    return [
+        {
+            "id": r.id,
+            "name": r.name,
+            "origin": r.origin,
+            "action": r.action,
+            "proto": r.proto,
+            "ports": " ".join(map(str, r.ports)) or "any",
+            "src": r.src,
+            "src_prefixes": " ".join(r.src_prefixes),
+            "dst": r.dst,
+            "dst_prefixes": " ".join(r.dst_prefixes),
+        }
+        for r in policy.rules
+    ] + [
+        {
+            "id": "R999",
+            "name": "default-deny",
+            "origin": "default",
+            "action": "drop",
+            "proto": "any",
+            "ports": "any",
+            "src": "*",
+            "src_prefixes": "0.0.0.0/0",
+            "dst": "*",
+            "dst_prefixes": "0.0.0.0/0",
+        }
+    ]
