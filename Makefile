@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export GOVCLOUD_CACHE ?= $(HOME)/.cache/govcloud
 
-.PHONY: help deps up test test-unit lint bench clean
+.PHONY: help deps tools up test test-unit lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -12,11 +12,14 @@ help:  ## list the targets
 deps:  ## install Debian packages and the virtualenv (idempotent)
 	@scripts/deps
 
-up: deps  ## bring the lab up and run the main job (for now: validate and show the lab spec)
+tools:  ## build or reuse the Pulumi CLI and the Kubernetes tools (in $(GOVCLOUD_CACHE)/bin; seconds when cached)
+	@toolchain/build
+
+up: deps tools  ## bring the lab up and run the main job (for now: validate and show the lab spec)
 	$(BIN)/govcloud spec validate
 	$(BIN)/govcloud spec show
 
-test: deps lint  ## lint, then every test (unit and integration)
+test: deps lint tools  ## lint, then every test (unit and integration)
 	$(BIN)/pytest
 
 test-unit: deps  ## the fast unit tests alone
