@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ["spec_validate"]
+BENCHES = ["spec_validate", "plan_guizhou"]
 
 
 def main(argv: list[str]) -> int:
