@@ -158,7 +158,8 @@ def _check_iface(
     if "/" not in address or itf.network != net:
         bad(where, f"{address} is not an address of the segment {net} (with its prefix length)")
         return False
-    if itf.ip in (net.network_address, net.broadcast_address):
+    if net.prefixlen < 31 and itf.ip in (net.network_address, net.broadcast_address):
+        # point-to-point /31 links use both addresses (RFC 3021)
         bad(where, f"{itf.ip} is the network or broadcast address of {net}")
         return False
     return True
