@@ -179,3 +179,69 @@ def dc_show(spec: SpecArg = None, json: JsonOpt = False) -> None:
     console.print(pools)
     if not dc["ok"]:
         raise typer.Exit(EXIT_FAILED)
+
+
+@net_app.command("verify")
+def net_verify(
+    spec: SpecArg = None,
+    wait: Annotated[float, typer.Option(help="Seconds a probe waits before calling a flow "
+                                             "dropped.")] = 1.5,
+    json: JsonOpt = False,
+) -> None:
+    """Send real packets inside the lab to prove the plan.
+
+    Every allowed flow must open (TCP connect), every denied one must be refused or dropped,
+    the intranet must be unreachable from every extranet zone, and SSH must reach hosts only
+    from the bastion. Prints the matrix (sources × hosts: the ports that opened) and exits 1 on
+    any mismatch, naming the flow. Needs the lab up (`govcloud lab up`).
+    """
+    from infra.lab.from_plan import lab_topology
+    from infra.lab.lab import status
+    from infra.lab.netverify import verify
+
+    plan = make_plan(read_spec(spec))
+    topo = lab_topology(plan)
+    lab = status(topo.name, probe=False)
+    down = [h.name for h in lab.hosts if h.state != "RUNNING"]
+    if not lab.hosts or down:
+        err_console.print(f"[red]error:[/] the lab {topo.name!r} is not up"
+                          + (f" ({', '.join(down)} not running)" if down else "")
+                          + ": run `govcloud lab up` first", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
+    say = (lambda _m: None) if json else (lambda m: err_console.print(m, highlight=False))
+    outcomes = verify(topo.name, topo, plan.policy.rules, wait=wait, progress=say)
+    bad = [o for o in outcomes if not o.ok]
+    if json:
+        print_json({"ok": not bad, "checked": len(outcomes), "mismatches": [
+            {"flow": o.check.label, "expected": "open" if o.check.expect_open else "closed",
+             "observed": o.observed, "rule": o.check.reason} for o in bad]})
+    else:
+        _print_matrix(outcomes)
+        for o in bad:
+            want = "open" if o.check.expect_open else "closed"
+            err_console.print(f"[red]mismatch:[/] {escape(o.check.label)}: expected {want} "
+                              f"({escape(o.check.reason)}), observed {o.observed}",
+                              highlight=False)
+        verdict = "[green]all match the plan[/]" if not bad else f"[red]{len(bad)} mismatch(es)[/]"
+        console.print(f"{len(outcomes)} flows checked: {verdict}", highlight=False)
+    if bad:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_matrix(outcomes: list[Any]) -> None:
+    sources = list(dict.fromkeys(o.check.src for o in outcomes))
+    targets = list(dict.fromkeys(o.check.dst for o in outcomes))
+    cells: dict[tuple[str, str], list[str]] = {}
+    for o in outcomes:
+        port = str(o.check.port) if o.check.port else o.check.proto
+        if not o.ok:
+            cells.setdefault((o.check.src, o.check.dst), []).append(f"[red]✗{port}[/]")
+        elif o.opened:
+            cells.setdefault((o.check.src, o.check.dst), []).append(port)
+    table = Table(title="net verify: ports that opened (✗ = differs from the plan)")
+    table.add_column("from \\ to")
+    for t in targets:
+        table.add_column(t, overflow="fold")
+    for s in sources:
+        table.add_row(s, *(" ".join(cells.get((s, t), [])) or "·" for t in targets))
+    console.print(table)
