@@ -35,7 +35,7 @@ def _planner() -> Callable[[Any], Topology] | None:
         except ImportError:
             found = None
         if callable(found):
-            return found  # type: ignore[no-any-return]
+            return found
     return None
 
 
@@ -193,7 +193,8 @@ def _show_status(lab: str, *, probe: bool) -> bool:
         if h.reachable is None:
             reach = "[dim]not probed[/]"
         elif h.reachable:
-            reach = f"[green]yes[/] [dim](from {h.probed_from})[/]"
+            how = ", ping filtered: arp" if h.probe == "arp" else ""
+            reach = f"[green]yes[/] [dim](from {h.probed_from}{how})[/]"
         else:
             reach = f"[red]no[/] [dim](from {h.probed_from})[/]"
         table.add_row(h.name, h.role, state, ", ".join(h.addresses), reach)

@@ -9,6 +9,7 @@ that carry it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import shutil
 import subprocess
@@ -35,7 +36,9 @@ from infra.lab.template import ensure_image, image_ready, is_image
 from infra.lab.topology import LabHost, Topology
 
 Progress = Callable[[str], None]
-LOADER = Path(__file__).resolve().parents[2] / "playbooks/roles/router/files/govcloud-load-ruleset"
+LOADER = (
+    Path(__file__).resolve().parents[2] / "playbooks/roles/firewall/files/govcloud-load-ruleset"
+)
 LOADER_IN_HOST = "usr/local/sbin/govcloud-load-ruleset"
 BOOT_TIMEOUT = 90.0
 REQUIRED_TOOLS = (
@@ -100,6 +103,7 @@ class HostStatus:
     addresses: tuple[str, ...]
     reachable: bool | None  # None: not probed (not running, or no running peer)
     probed_from: str | None = None
+    probe: str = ""  # "ping", or "arp" when the host's ruleset filters the ping from that peer
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -110,6 +114,7 @@ class HostStatus:
             "addresses": list(self.addresses),
             "reachable": self.reachable,
             "probed_from": self.probed_from,
+            "probe": self.probe,
         }
 
 
@@ -161,6 +166,23 @@ def preflight() -> None:
                 "the kernel has no overlayfs (`modprobe overlay` failed): "
                 "lab hosts are overlay snapshots of the cached image"
             )
+
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def ensure_inotify(hosts: int, say: Progress) -> None:
+    """Each container's systemd takes several inotify instances from root's shared budget; the
+    kernel default (128) stops systemd in about the 28th container ("Failed to allocate manager
+    object: Too many open files"). Raise the limit for this boot (not persisted)."""
+    try:
+        current = int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return
+    needed = max(1024, 16 * hosts + 256)
+    if current < needed:
+        INOTIFY_INSTANCES.write_text(f"{needed}\n")
+        say(f"raised fs.inotify.max_user_instances {current} -> {needed} (systemd per container)")
 
 
 def ensure_ssh_key(paths: LabPaths) -> str:
@@ -261,6 +283,7 @@ def up(
         say(f"{change.kind} {change.name}: {change.action}{detail}")
 
     _check_machine(lab, topo)
+    ensure_inotify(len(topo.hosts), say)
     pubkey = ensure_ssh_key(lab.paths)
     say("image: checking the cached Debian image")
     image, built = ensure_image(lab.lxc, lab.paths.cache, say)
@@ -527,11 +550,15 @@ def _wait_booted(lab: Lab, hosts: list[str], say: Progress) -> None:
                 if last in ("running", "degraded"):
                     return None
             time.sleep(0.3)
-        log = lab.lxc.lxcpath / cname / "start.log"
-        extra = lx.tail(log.read_text(errors="replace"), 5) if log.is_file() else ""
-        return f"{host}: not booted after {BOOT_TIMEOUT:g} s (last seen: {last}) {extra}".strip()
+        console = lab.lxc.lxcpath / cname / "console.log"
+        extra = ""
+        if console.is_file():
+            extra = "; console: " + lx.tail(console.read_text(errors="replace"), 4)
+        if last.startswith("container STOPPED"):
+            return f"{host}: stopped while booting{extra}"
+        return f"{host}: not booted after {BOOT_TIMEOUT:g} s (last seen: {last}){extra}"
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=min(32, len(hosts))) as pool:
         failures = [f for f in pool.map(one, hosts) if f]
     if failures:
         raise OperationError("hosts did not come up:\n" + "\n".join(f"  - {f}" for f in failures))
@@ -640,29 +667,37 @@ def status(name: str, *, paths: LabPaths | None = None, probe: bool = True) -> L
         addrs = tuple(i["address"] for i in rec.interfaces)
         reachable: bool | None = None
         peer_name: str | None = None
+        how = ""
         if probe and states[host] == "RUNNING":
             found = _peer(state, host, states)
             if found is not None:
                 peer_name, address = found
-                proc = lab.exec(
-                    peer_name,
-                    ["ping", "-n", "-q", "-c", "1", "-W", "1", address],
-                    timeout=10,
-                    check=False,
-                )
-                if proc.returncode != 0:  # one retry: a first packet may wait for ARP
-                    proc = lab.exec(
-                        peer_name,
-                        ["ping", "-n", "-q", "-c", "1", "-W", "2", address],
-                        timeout=10,
-                        check=False,
-                    )
-                reachable = proc.returncode == 0
-        return HostStatus(host, rec.container, rec.role, states[host], addrs, reachable, peer_name)
+                reachable, how = _probe(lab, peer_name, address)
+        return HostStatus(
+            host, rec.container, rec.role, states[host], addrs, reachable, peer_name, how
+        )
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         result.hosts = list(pool.map(probe_one, list(state.hosts)))
     return result
+
+
+def _probe(lab: Lab, peer: str, address: str) -> tuple[bool, str]:
+    """Ping ``address`` from ``peer``; when a ruleset filters the ping, the neighbour table still
+    shows whether the host answers on the segment (ARP is not filtered by inet rulesets)."""
+    for wait in ("1", "2"):  # one retry: the first packet may wait for ARP
+        argv = ["ping", "-n", "-q", "-c", "1", "-W", wait, address]
+        if lab.exec(peer, argv, timeout=10, check=False).returncode == 0:
+            return True, "ping"
+    out = lab.exec(peer, ["ip", "-j", "neigh", "show", address], check=False).stdout
+    try:
+        entries = json.loads(out or "[]")
+    except ValueError:
+        entries = []
+    live = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"}
+    if any(e.get("lladdr") and live & set(e.get("state", [])) for e in entries):
+        return True, "arp"
+    return False, "ping+arp"
 
 
 def _peer(state: LabState, host: str, states: dict[str, str]) -> tuple[str, str] | None:

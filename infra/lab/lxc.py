@@ -144,13 +144,13 @@ class Lxc:
 
     def start(self, name: str) -> None:
         log = self.lxcpath / name / "start.log"
-        proc = run(
-            ["lxc-start", *self._p(), "-n", name, "-d", "-o", str(log), "-l", "WARN"],
-            check=False,
-            timeout=60,
-        )
+        console = self.lxcpath / name / "console.log"
+        console.unlink(missing_ok=True)
+        argv = ["lxc-start", *self._p(), "-n", name, "-d", "-o", str(log), "-l", "WARN"]
+        proc = run([*argv, "-L", str(console)], check=False, timeout=60)
         if proc.returncode != 0:
-            detail = tail(proc.stderr) or (tail(log.read_text(errors="replace")) if log else "")
+            saved = log.read_text(errors="replace") if log.is_file() else ""
+            detail = tail(proc.stderr) or tail(saved)
             raise OperationError(f"container {name} failed to start:\n{detail}")
 
     def stop(self, name: str, *, kill: bool = False, timeout: float = 30) -> None:

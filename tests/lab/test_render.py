@@ -15,7 +15,9 @@ from infra.lab.state import LabPaths, LabState, load_state, save_state
 from infra.lab.topology import Bridge, Interface, LabHost, Route, Topology
 
 pytestmark = pytest.mark.unit
-LOADER = Path(__file__).resolve().parents[2] / "playbooks/roles/router/files/govcloud-load-ruleset"
+LOADER = (
+    Path(__file__).resolve().parents[2] / "playbooks/roles/firewall/files/govcloud-load-ruleset"
+)
 
 
 def test_bridge_names_fit_linux_limit_and_carry_the_lab_name() -> None:
@@ -194,3 +196,15 @@ def test_loader_script_is_posix_sh() -> None:
     assert "nft -c -f" in text and "flush ruleset" in text
     proc = subprocess.run(["sh", "-n", str(LOADER)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_point_to_point_31_uses_both_addresses() -> None:
+    topo = Topology(
+        "p2p",
+        (Bridge("up", "10.0.17.8/31", "sites"),),
+        (
+            LabHost("a", "router", (Interface("up", "10.0.17.8/31"),), forwarding=True),
+            LabHost("b", "router", (Interface("up", "10.0.17.9/31"),), gateway="10.0.17.8"),
+        ),
+    )
+    render.check_topology(topo)
