@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from govcloud.cli import hosts as hosts_cli
 from govcloud.cli import lab as lab_cli
 from govcloud.cli import plan as plan_cli
 from govcloud.cli import spec as spec_cli
@@ -30,6 +31,7 @@ app.add_typer(lab_cli.app, name="lab")
 app.command("plan")(plan_cli.plan_command)
 app.add_typer(plan_cli.net_app, name="net")
 app.add_typer(plan_cli.dc_app, name="dc")
+app.add_typer(hosts_cli.app, name="hosts")
 
 
 def _report(exc: GovcloudError) -> None:

@@ -184,8 +184,9 @@ def dc_show(spec: SpecArg = None, json: JsonOpt = False) -> None:
 @net_app.command("verify")
 def net_verify(
     spec: SpecArg = None,
-    wait: Annotated[float, typer.Option(help="Seconds a probe waits before calling a flow "
-                                             "dropped.")] = 1.5,
+    wait: Annotated[
+        float, typer.Option(help="Seconds a probe waits before calling a flow dropped.")
+    ] = 1.5,
     json: JsonOpt = False,
 ) -> None:
     """Send real packets inside the lab to prove the plan.
@@ -204,24 +205,41 @@ def net_verify(
     lab = status(topo.name, probe=False)
     down = [h.name for h in lab.hosts if h.state != "RUNNING"]
     if not lab.hosts or down:
-        err_console.print(f"[red]error:[/] the lab {topo.name!r} is not up"
-                          + (f" ({', '.join(down)} not running)" if down else "")
-                          + ": run `govcloud lab up` first", highlight=False)
+        err_console.print(
+            f"[red]error:[/] the lab {topo.name!r} is not up"
+            + (f" ({', '.join(down)} not running)" if down else "")
+            + ": run `govcloud lab up` first",
+            highlight=False,
+        )
         raise typer.Exit(EXIT_FAILED)
     say = (lambda _m: None) if json else (lambda m: err_console.print(m, highlight=False))
     outcomes = verify(topo.name, topo, plan.policy.rules, wait=wait, progress=say)
     bad = [o for o in outcomes if not o.ok]
     if json:
-        print_json({"ok": not bad, "checked": len(outcomes), "mismatches": [
-            {"flow": o.check.label, "expected": "open" if o.check.expect_open else "closed",
-             "observed": o.observed, "rule": o.check.reason} for o in bad]})
+        print_json(
+            {
+                "ok": not bad,
+                "checked": len(outcomes),
+                "mismatches": [
+                    {
+                        "flow": o.check.label,
+                        "expected": "open" if o.check.expect_open else "closed",
+                        "observed": o.observed,
+                        "rule": o.check.reason,
+                    }
+                    for o in bad
+                ],
+            }
+        )
     else:
         _print_matrix(outcomes)
         for o in bad:
             want = "open" if o.check.expect_open else "closed"
-            err_console.print(f"[red]mismatch:[/] {escape(o.check.label)}: expected {want} "
-                              f"({escape(o.check.reason)}), observed {o.observed}",
-                              highlight=False)
+            err_console.print(
+                f"[red]mismatch:[/] {escape(o.check.label)}: expected {want} "
+                f"({escape(o.check.reason)}), observed {o.observed}",
+                highlight=False,
+            )
         verdict = "[green]all match the plan[/]" if not bad else f"[red]{len(bad)} mismatch(es)[/]"
         console.print(f"{len(outcomes)} flows checked: {verdict}", highlight=False)
     if bad:

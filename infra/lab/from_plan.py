@@ -71,11 +71,16 @@ def lab_topology(plan: Plan) -> Topology:
         if h.role == "router":
             hosts.append(_router(h, plan, cities, bridge))
             continue
-        hosts.append(LabHost(
-            h.name, h.role, tuple(Interface(n.segment, n.address) for n in h.nics),
-            gateway=h.gateway, template="hall" if h.role == "hall" else "base",
-            ruleset=rulesets.get(f"role-{h.role}"),
-        ))
+        hosts.append(
+            LabHost(
+                h.name,
+                h.role,
+                tuple(Interface(n.segment, n.address) for n in h.nics),
+                gateway=h.gateway,
+                template="hall" if h.role == "hall" else "base",
+                ruleset=rulesets.get(f"role-{h.role}"),
+            )
+        )
 
     # probes: a client at the hall of each level of one branch, and in one department's office
     bridge(f"site-{province.code}", _lan_prefix(province), "sites")
@@ -83,26 +88,41 @@ def lab_topology(plan: Plan) -> Topology:
     for site in (province, first_city, *_branch(first_city)):
         lan = _lan_prefix(site)
         bridge(f"site-{site.code}", lan, "sites")
-        hosts.append(LabHost(f"probe-{site.level.value}", "probe",
-                             (Interface(f"site-{site.code}", _at(lan, 10)),),
-                             gateway=_plain(_at(lan, 1))))
+        hosts.append(
+            LabHost(
+                f"probe-{site.level.value}",
+                "probe",
+                (Interface(f"site-{site.code}", _at(lan, 10)),),
+                gateway=_plain(_at(lan, 1)),
+            )
+        )
     office = next((d for d in spec.departments if d.tenant.deploy is not DeployKind.VM), None)
     if office is not None:
         zone = plan.zones[f"dept-{office.code}"]
         prefix = zone.prefixes[0]
-        hosts.append(LabHost(f"probe-{office.code}", "probe",
-                             (Interface(zone.name, _at(prefix, PROBE_INDEX)),),
-                             gateway=_plain(_at(prefix, 1))))
+        hosts.append(
+            LabHost(
+                f"probe-{office.code}",
+                "probe",
+                (Interface(zone.name, _at(prefix, PROBE_INDEX)),),
+                gateway=_plain(_at(prefix, 1)),
+            )
+        )
 
     inner = next(h for h in plan.hosts if h.zone == "intranet")
     bridge("intranet", _network(inner.nics[0].address), "intranet")
     hosts.append(LabHost(inner.name, inner.role, (Interface("intranet", inner.nics[0].address),)))
-    return Topology(spec.name, tuple(bridges.values()), tuple(hosts),
-                    meta={"source": "infra.lab.from_plan", "spec": spec.name})
+    return Topology(
+        spec.name,
+        tuple(bridges.values()),
+        tuple(hosts),
+        meta={"source": "infra.lab.from_plan", "spec": spec.name},
+    )
 
 
-def _router(h: InvHost, plan: Plan, cities: dict[str, Site],
-            bridge: Callable[[str, str, str], None]) -> LabHost:
+def _router(
+    h: InvHost, plan: Plan, cities: dict[str, Site], bridge: Callable[[str, str, str], None]
+) -> LabHost:
     nics = [Interface(n.segment, n.address) for n in h.nics]
     for n in h.nics:
         if n.segment.startswith(("uplink-", "site-", "mgmt-")):
@@ -113,9 +133,15 @@ def _router(h: InvHost, plan: Plan, cities: dict[str, Site],
             lan = _lan_prefix(site)
             bridge(f"site-{site.code}", lan, "sites")
             nics.append(Interface(f"site-{site.code}", _at(lan, 1)))
-    return LabHost(h.name, "router", tuple(nics), gateway=h.gateway,
-                   routes=tuple(Route(dst, via) for dst, via in h.routes), forwarding=True,
-                   ruleset=plan.rulesets.get(h.name))
+    return LabHost(
+        h.name,
+        "router",
+        tuple(nics),
+        gateway=h.gateway,
+        routes=tuple(Route(dst, via) for dst, via in h.routes),
+        forwarding=True,
+        ruleset=plan.rulesets.get(h.name),
+    )
 
 
 def _network(address: str) -> str:
@@ -126,4 +152,3 @@ def _network(address: str) -> str:
 def plan_topology(spec: Spec) -> Topology:
     """The lab topology for ``spec`` (what `govcloud lab up` builds)."""
     return lab_topology(make_plan(spec))
-

@@ -88,8 +88,9 @@ class Outcome:
 def endpoints(topo: Topology) -> dict[str, Endpoint]:
     zone_of = {b.name: b.zone for b in topo.bridges}
     return {
-        h.name: Endpoint(h.name, h.interfaces[0].address.split("/")[0], h.role,
-                         zone_of[h.interfaces[0].bridge])
+        h.name: Endpoint(
+            h.name, h.interfaces[0].address.split("/")[0], h.role, zone_of[h.interfaces[0].bridge]
+        )
         for h in topo.hosts
     }
 
@@ -113,8 +114,14 @@ def choose(topo: Topology) -> tuple[list[Endpoint], list[Endpoint]]:
     return list(sources.values()), targets
 
 
-def verify(lab_name: str, topo: Topology, rules: list[Rule], *, wait: float = 1.5,
-           progress: Callable[[str], None] = lambda _: None) -> list[Outcome]:
+def verify(
+    lab_name: str,
+    topo: Topology,
+    rules: list[Rule],
+    *,
+    wait: float = 1.5,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[Outcome]:
     sources, targets = choose(topo)
     checks = build_checks(rules, sources, targets)
     lab = Lab(lab_name)
@@ -125,19 +132,28 @@ def verify(lab_name: str, topo: Topology, rules: list[Rule], *, wait: float = 1.
     life = 30 + wait * 10
 
     def listen(host: str) -> None:
-        argv = ["python3", "-c", _LISTENER, LISTENER_TAG, str(life),
-                *map(str, sorted(ports[host]))]
-        proc = lab.exec(host, ["sh", "-c", " ".join(_quote(a) for a in argv)
-                               + " > /run/netverify.out 2>&1 &"], timeout=20, check=False)
+        argv = ["python3", "-c", _LISTENER, LISTENER_TAG, str(life), *map(str, sorted(ports[host]))]
+        proc = lab.exec(
+            host,
+            ["sh", "-c", " ".join(_quote(a) for a in argv) + " > /run/netverify.out 2>&1 &"],
+            timeout=20,
+            check=False,
+        )
         if proc.returncode != 0:
             raise OperationError(f"{host}: cannot start the probe listener: {proc.stderr}")
 
     def probe(source: str) -> list[Outcome]:
         mine = [c for c in checks if c.src == source]
-        payload = json.dumps([{"addr": c.dst_address, "port": c.port, "proto": c.proto}
-                              for c in mine])
-        proc = lab.exec(source, ["python3", "-c", _PROBE, str(wait)], input=payload,
-                        timeout=60 + wait * len(mine) / 40, check=False)
+        payload = json.dumps(
+            [{"addr": c.dst_address, "port": c.port, "proto": c.proto} for c in mine]
+        )
+        proc = lab.exec(
+            source,
+            ["python3", "-c", _PROBE, str(wait)],
+            input=payload,
+            timeout=60 + wait * len(mine) / 40,
+            check=False,
+        )
         if proc.returncode != 0:
             raise OperationError(f"{source}: the probe failed: {proc.stderr.strip()[-400:]}")
         observed = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -153,8 +169,11 @@ def verify(lab_name: str, topo: Topology, rules: list[Rule], *, wait: float = 1.
             results = [o for chunk in ex.map(probe, [s.name for s in sources]) for o in chunk]
     finally:
         with ThreadPoolExecutor(8) as ex:
-            list(ex.map(lambda h: lab.exec(h, ["pkill", "-f", LISTENER_TAG], check=False),
-                        sorted(ports)))
+            list(
+                ex.map(
+                    lambda h: lab.exec(h, ["pkill", "-f", LISTENER_TAG], check=False), sorted(ports)
+                )
+            )
     return results
 
 

@@ -35,8 +35,11 @@ class Check:
 
     @property
     def label(self) -> str:
-        return f"{self.src} → {self.dst} {self.proto}/{self.port}" if self.port else (
-            f"{self.src} → {self.dst} {self.proto}")
+        return (
+            f"{self.src} → {self.dst} {self.proto}/{self.port}"
+            if self.port
+            else (f"{self.src} → {self.dst} {self.proto}")
+        )
 
 
 class _Nets:
@@ -51,8 +54,14 @@ class _Nets:
         return any(addr in n for n in nets)
 
 
-def expected(rules: Sequence[Rule], src: Endpoint, dst: Endpoint, proto: str, port: int,
-             nets: _Nets | None = None) -> tuple[bool, str]:
+def expected(
+    rules: Sequence[Rule],
+    src: Endpoint,
+    dst: Endpoint,
+    proto: str,
+    port: int,
+    nets: _Nets | None = None,
+) -> tuple[bool, str]:
     """First matching rule decides; nothing matching means the default deny."""
     nets = nets or _Nets()
     if "intranet" in (src.zone, dst.zone):
@@ -62,21 +71,27 @@ def expected(rules: Sequence[Rule], src: Endpoint, dst: Endpoint, proto: str, po
             continue
         if dst.role == "router" and r.dst not in ("*", "role:router", f"host:{dst.name}"):
             continue  # a router serves only what names it
-        if nets.contains(r.src_prefixes, src.address) and nets.contains(r.dst_prefixes,
-                                                                         dst.address):
+        if nets.contains(r.src_prefixes, src.address) and nets.contains(
+            r.dst_prefixes, dst.address
+        ):
             return r.action == "accept", f"{r.id} {r.name}"
     return False, "default deny"
 
 
-def build_checks(rules: Sequence[Rule], sources: Sequence[Endpoint],
-                 targets: Sequence[Endpoint]) -> list[Check]:
+def build_checks(
+    rules: Sequence[Rule], sources: Sequence[Endpoint], targets: Sequence[Endpoint]
+) -> list[Check]:
     nets = _Nets()
     ports_of: dict[str, set[int]] = {}
     for t in targets:
         ports = {22}
         for r in rules:
-            if r.proto == "tcp" and r.action == "accept" and r.ports and nets.contains(
-                    r.dst_prefixes, t.address):
+            if (
+                r.proto == "tcp"
+                and r.action == "accept"
+                and r.ports
+                and nets.contains(r.dst_prefixes, t.address)
+            ):
                 ports.update(r.ports)
         ports_of[t.name] = ports
     checks = []
@@ -88,6 +103,7 @@ def build_checks(rules: Sequence[Rule], sources: Sequence[Endpoint],
                 ok, why = expected(rules, s, t, "tcp", port, nets)
                 checks.append(Check(s.name, t.name, t.address, "tcp", port, ok, why))
             if t.zone == "intranet":
-                checks.append(Check(s.name, t.name, t.address, "icmp", 0, False,
-                                    "intranet isolation"))
+                checks.append(
+                    Check(s.name, t.name, t.address, "icmp", 0, False, "intranet isolation")
+                )
     return checks

@@ -1,0 +1,1 @@
+"""Host configuration: running playbooks (one ansible-runner wrapper) against the inventory."""

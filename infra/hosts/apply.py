@@ -1,0 +1,83 @@
+"""`govcloud hosts apply`: the site playbook over the plan's inventory, through the bastion.
+
+Prepares what the run needs (the plan's files, the one ssh_config, the runtime inventory with
+each host's ruleset and the role variables derived from the plan) and runs ``site.yml`` with the
+project's ansible-runner wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from govcloud.paths import state_dir
+from govcloud.spec.model import Spec
+from infra.hosts.runner import Connection, RunResult, run_playbook
+from infra.inventory import ansible_inventory
+from infra.plan import Plan, make_plan, read_previous, write_plan
+from security.access import ssh_config
+
+ADMIN_USER = "ops"  # the administrator account every host has (no root login)
+
+
+@dataclass(frozen=True)
+class Target:
+    plan: Plan
+    plan_dir: Path
+    inventory: dict[str, Any]
+    connection: Connection
+
+
+def lab_credentials() -> ssh_config.Credentials:
+    """The lab's own key, for the administrator account, until identity signs certificates."""
+    from infra.lab.state import LabPaths
+
+    return ssh_config.Credentials(ADMIN_USER, LabPaths.default().ssh_key)
+
+
+def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
+    """The plan's inventory plus what the roles need from the plan."""
+    inv = ansible_inventory(plan.spec, plan.hosts)
+    loghost = next((h.address for h in plan.hosts if h.role == "log"), "")
+    groups = inv["all"]["children"]
+    inv["all"]["vars"].update(
+        {
+            "baseline_admin_user": ADMIN_USER,
+            "baseline_loghost": loghost,
+            "baseline_ntp_servers": [loghost] if loghost else [],
+        }
+    )
+    for group, members in groups.items():
+        for name, hostvars in members["hosts"].items():
+            ruleset = name if group == "router" else f"role-{group}"
+            path = plan_dir / "nftables" / f"{ruleset}.nft"
+            if path.is_file():
+                hostvars["firewall_ruleset_file"] = str(path)
+            if hostvars.get("ansible_host") == loghost:
+                hostvars["baseline_loghost"] = ""  # the log host keeps its own logs
+    if "bastion" in groups:
+        groups["bastion"].setdefault("vars", {})["baseline_ssh_allow_tcp_forwarding"] = "local"
+    return inv
+
+
+def prepare(spec: Spec, creds: ssh_config.Credentials, *, tuned: bool = True) -> Target:
+    plan_dir = state_dir() / "plan"
+    plan = make_plan(spec, read_previous(plan_dir))
+    write_plan(plan, plan_dir)
+    config = ssh_config.write(plan.hosts, creds)
+    inventory = runtime_inventory(plan, plan_dir)
+    return Target(plan, plan_dir, inventory, Connection(config, creds.user, tuned=tuned))
+
+
+def apply(
+    target: Target,
+    *,
+    limit: str | None = None,
+    check: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> RunResult:
+    return run_playbook(
+        "site.yml", target.inventory, target.connection, limit=limit, check=check, progress=progress
+    )

@@ -1,0 +1,218 @@
+"""The one way govcloud runs Ansible: ``ansible_runner.run`` over the plan's inventory.
+
+Hosts are reached through the one ``ssh_config`` (bastion + ProxyJump). Results come from the
+runner's events, never from parsing its output: per host ok / changed / failed / unreachable /
+skipped and how long it took, and the failed tasks with their messages. Artifacts are rotated;
+nothing secret goes into the runner's env files (connections use keys and certificates named in
+the ssh_config, never passwords).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+import yaml
+
+from govcloud.errors import InputError, OperationError
+from govcloud.paths import PROJECT_ROOT, state_dir
+
+PLAYBOOKS = PROJECT_ROOT / "playbooks"
+KEEP_ARTIFACTS = 5
+
+
+@dataclass
+class HostResult:
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    first: float | None = None
+    last: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.last - self.first) if self.first and self.last else 0.0
+
+    @property
+    def status(self) -> str:
+        if self.unreachable:
+            return "unreachable"
+        if self.failed:
+            return "failed"
+        return "changed" if self.changed else "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "status": self.status,
+            "ok": self.ok,
+            "changed": self.changed,
+            "failed": self.failed,
+            "unreachable": self.unreachable,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass
+class Failure:
+    host: str
+    task: str
+    message: str
+
+
+@dataclass
+class RunResult:
+    playbook: str
+    status: str
+    rc: int
+    seconds: float
+    hosts: dict[str, HostResult] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and all(h.status in ("ok", "changed") for h in self.hosts.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "playbook": self.playbook,
+            "status": self.status,
+            "rc": self.rc,
+            "seconds": round(self.seconds, 2),
+            "changed": self.changed,
+            "hosts": [h.as_dict() for h in self.hosts.values()],
+            "failures": [f.__dict__ for f in self.failures],
+        }
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How Ansible connects: through the ssh_config, as ``user`` with sudo."""
+
+    ssh_config: Path
+    user: str
+    tuned: bool = True  # SSH multiplexing and pipelining (False: Ansible's defaults)
+    forks: int = 16
+
+
+def _timestamp(event: dict[str, Any]) -> float:
+    created = event.get("created")
+    if isinstance(created, str):
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(created).timestamp()
+        except ValueError:
+            pass
+    return time.time()
+
+
+def _message(res: dict[str, Any]) -> str:
+    for key in ("msg", "stderr", "module_stderr", "reason"):
+        value = res.get(key)
+        if value:
+            return str(value).strip().splitlines()[-1][:400]
+    return json.dumps(res)[:400]
+
+
+def run_playbook(
+    playbook: str,
+    inventory: dict[str, Any],
+    connection: Connection,
+    *,
+    limit: str | None = None,
+    check: bool = False,
+    extravars: dict[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+    data_dir: Path | None = None,
+) -> RunResult:
+    """Run ``playbooks/<playbook>`` and return what happened on each host."""
+    path = PLAYBOOKS / playbook
+    if not path.is_file():
+        raise InputError(f"no playbook {playbook} under playbooks/")
+    data = data_dir or state_dir() / "ansible"
+    (data / "inventory").mkdir(parents=True, exist_ok=True)
+    inv = data / "inventory" / "hosts.yml"
+    inv.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
+    say = progress or (lambda _m: None)
+
+    ssh_args = f"-F {connection.ssh_config}"
+    env = {
+        "ANSIBLE_SSH_COMMON_ARGS": ssh_args,
+        "ANSIBLE_REMOTE_USER": connection.user,
+        "ANSIBLE_BECOME": "True",
+        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",  # the ssh_config decides (known_hosts, host CA)
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_FORCE_COLOR": "False",
+        "ANSIBLE_TIMEOUT": "20",
+    }
+    if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
+        env["ANSIBLE_PIPELINING"] = "True"
+        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"
+
+    hosts: dict[str, HostResult] = {}
+    failures: list[Failure] = []
+
+    def on_event(event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data_ = event.get("event_data", {}) or {}
+        host = data_.get("host")
+        if kind == "playbook_on_task_start":
+            say(f"task: {data_.get('task', '')}")
+        if not host or not kind.startswith("runner_on_"):
+            return True
+        r = hosts.setdefault(host, HostResult(host))
+        stamp = _timestamp(event)
+        r.first = r.first or stamp
+        r.last = stamp
+        res = data_.get("res", {}) or {}
+        if kind == "runner_on_ok":
+            if res.get("changed"):
+                r.changed += 1
+            else:
+                r.ok += 1
+        elif kind == "runner_on_failed" and not data_.get("ignore_errors"):
+            r.failed += 1
+            failures.append(Failure(host, data_.get("task", ""), _message(res)))
+        elif kind == "runner_on_unreachable":
+            r.unreachable += 1
+            failures.append(Failure(host, data_.get("task", ""), _message(res)))
+        elif kind == "runner_on_skipped":
+            r.skipped += 1
+        return True
+
+    start = time.monotonic()
+    try:
+        result = ansible_runner.run(
+            private_data_dir=str(data),
+            project_dir=str(PLAYBOOKS),
+            playbook=str(path),
+            inventory=str(inv),
+            envvars=env,
+            extravars=extravars or {},
+            limit=limit,
+            cmdline="--check --diff" if check else None,
+            forks=connection.forks,
+            event_handler=on_event,
+            quiet=True,
+            rotate_artifacts=KEEP_ARTIFACTS,
+        )
+    except Exception as exc:  # the runner itself failed to start
+        raise OperationError(f"ansible-runner could not run {playbook}: {exc}") from exc
+    return RunResult(
+        playbook, str(result.status), int(result.rc or 0), time.monotonic() - start, hosts, failures
+    )

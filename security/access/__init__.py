@@ -1,0 +1,1 @@
+"""Access to the hosts: the one ssh_config, bastion sessions, SSH certificates."""
