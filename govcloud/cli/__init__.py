@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from govcloud.cli import compliance as compliance_cli
 from govcloud.cli import hosts as hosts_cli
 from govcloud.cli import lab as lab_cli
 from govcloud.cli import plan as plan_cli
@@ -32,6 +33,7 @@ app.command("plan")(plan_cli.plan_command)
 app.add_typer(plan_cli.net_app, name="net")
 app.add_typer(plan_cli.dc_app, name="dc")
 app.add_typer(hosts_cli.app, name="hosts")
+app.add_typer(compliance_cli.app, name="compliance")
 
 
 def _report(exc: GovcloudError) -> None:

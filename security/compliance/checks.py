@@ -1,0 +1,294 @@
+"""One check per control item, run on a testinfra ``host``; each returns its evidence or fails.
+
+A check asserts with a message that names what was found, so a failure in the report says
+exactly what is wrong on which host.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+GOOD_CIPHERS = {
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+}
+GOOD_MACS = {
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+}
+GOOD_KEX = {
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+}
+HIGH_RISK = (
+    "telnet.socket",
+    "rpcbind.service",
+    "avahi-daemon.service",
+    "cups.service",
+    "rsync.service",
+)
+#: TCP ports each role may listen on beyond SSH (non-loopback)
+ROLE_PORTS: dict[str, set[int]] = {
+    "hall": {80, 443, 8080},
+    "identity": {8200, 8201},
+    "log": {514},
+    "shared": {9443, 9444, 9445, 9446},
+}
+
+
+@dataclass
+class Context:
+    role: str
+    bastion: str
+    loghost: str
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[Any, Context], str]
+
+
+def _sshd(host: Any, ctx: Context) -> dict[str, str]:
+    if "sshd" not in ctx.cache:
+        out = host.check_output("sshd -T")
+        ctx.cache["sshd"] = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    return ctx.cache["sshd"]
+
+
+def _value(text: str, key: str, sep: str = r"\s+") -> str | None:
+    m = re.search(rf"^\s*{re.escape(key)}{sep}(\S+)", text, re.M)
+    return m.group(1) if m else None
+
+
+def ssh_no_password(host: Any, ctx: Context) -> str:
+    conf = _sshd(host, ctx)
+    got = (conf.get("passwordauthentication"), conf.get("kbdinteractiveauthentication"))
+    assert got == ("no", "no"), f"sshd password / keyboard-interactive auth: {got}"
+    return (
+        f"sshd -T: passwordauthentication no, authenticationmethods "
+        f"{conf.get('authenticationmethods')}"
+    )
+
+
+def ssh_no_root(host: Any, ctx: Context) -> str:
+    value = _sshd(host, ctx).get("permitrootlogin")
+    assert value == "no", f"sshd permitrootlogin is {value}"
+    return "sshd -T: permitrootlogin no"
+
+
+def password_aging(host: Any, ctx: Context) -> str:
+    text = host.file("/etc/login.defs").content_string
+    days = _value(text, "PASS_MAX_DAYS")
+    assert days is not None and int(days) <= 90, f"PASS_MAX_DAYS is {days}"
+    return f"/etc/login.defs: PASS_MAX_DAYS {days}"
+
+
+def password_complexity(host: Any, ctx: Context) -> str:
+    conf = host.file("/etc/security/pwquality.conf").content_string
+    minlen, minclass = _value(conf, "minlen", r"\s*=\s*"), _value(conf, "minclass", r"\s*=\s*")
+    assert minlen and int(minlen) >= 12, f"pwquality minlen is {minlen}"
+    assert minclass and int(minclass) >= 3, f"pwquality minclass is {minclass}"
+    pam = host.file("/etc/pam.d/common-password").content_string
+    assert "pam_pwquality.so" in pam, "pam_pwquality is not in /etc/pam.d/common-password"
+    return f"pwquality minlen {minlen}, minclass {minclass}; pam_pwquality in common-password"
+
+
+def login_lockout(host: Any, ctx: Context) -> str:
+    conf = host.file("/etc/security/faillock.conf").content_string
+    deny = _value(conf, "deny", r"\s*=\s*")
+    assert deny and 0 < int(deny) <= 5, f"faillock deny is {deny}"
+    auth = host.file("/etc/pam.d/common-auth").content_string
+    assert "pam_faillock.so" in auth, "pam_faillock is not in /etc/pam.d/common-auth"
+    return f"faillock deny {deny}; pam_faillock in common-auth"
+
+
+def session_timeout(host: Any, ctx: Context) -> str:
+    text = host.file("/etc/profile.d/govcloud-tmout.sh").content_string
+    tmout = _value(text, "TMOUT", "=")
+    assert tmout and 0 < int(tmout) <= 600, f"TMOUT is {tmout}"
+    alive = _sshd(host, ctx).get("clientaliveinterval", "0")
+    assert 0 < int(alive) <= 300, f"sshd clientaliveinterval is {alive}"
+    return f"TMOUT {tmout}; sshd clientaliveinterval {alive}"
+
+
+def ssh_crypto(host: Any, ctx: Context) -> str:
+    conf = _sshd(host, ctx)
+    for key, good in (("ciphers", GOOD_CIPHERS), ("macs", GOOD_MACS), ("kexalgorithms", GOOD_KEX)):
+        offered = set(conf.get(key, "").split(","))
+        bad = offered - good
+        assert not bad, f"sshd offers weak {key}: {', '.join(sorted(bad))}"
+    return "sshd -T: ciphers, MACs and key exchange all in the modern set"
+
+
+def uid0_only_root(host: Any, ctx: Context) -> str:
+    users = [
+        line.split(":")[0]
+        for line in host.file("/etc/passwd").content_string.splitlines()
+        if line.count(":") >= 3 and line.split(":")[2] == "0"
+    ]
+    assert users == ["root"], f"accounts with UID 0: {users}"
+    return "only root has UID 0"
+
+
+def no_empty_passwords(host: Any, ctx: Context) -> str:
+    shadow = host.file("/etc/shadow").content_string
+    empty = [
+        line.split(":")[0]
+        for line in shadow.splitlines()
+        if line.count(":") >= 2 and line.split(":")[1] == ""
+    ]
+    assert not empty, f"accounts with an empty password: {empty}"
+    return "no empty password in /etc/shadow"
+
+
+def admin_sudo_logged(host: Any, ctx: Context) -> str:
+    out = host.run("grep -rh 'logfile' /etc/sudoers /etc/sudoers.d")
+    assert "/var/log/sudo.log" in out.stdout, "sudo does not log to /var/log/sudo.log"
+    assert host.run("visudo -c").rc == 0, "visudo -c reports errors"
+    return "sudoers: Defaults logfile=/var/log/sudo.log; visudo -c ok"
+
+
+def file_permissions(host: Any, ctx: Context) -> str:
+    want = {
+        "/etc/passwd": 0o644,
+        "/etc/group": 0o644,
+        "/etc/shadow": 0o640,
+        "/etc/gshadow": 0o640,
+        "/etc/ssh/sshd_config": 0o600,
+    }
+    for path, mode in want.items():
+        f = host.file(path)
+        assert f.user == "root", f"{path} is owned by {f.user}"
+        assert f.mode & ~mode == 0, f"{path} has mode {oct(f.mode)}, at most {oct(mode)} expected"
+    return "identity and sshd files: root-owned, modes at most 644/640/600"
+
+
+def audit_rules(host: Any, ctx: Context) -> str:
+    f = host.file("/etc/audit/rules.d/govcloud.rules")
+    assert f.exists, "/etc/audit/rules.d/govcloud.rules is missing"
+    text = f.content_string
+    for watch in ("-w /etc/shadow -p wa", "-w /etc/sudoers -p wa", "path=/usr/bin/sudo"):
+        assert watch in text, f"audit rules lack {watch!r}"
+    return "audit rules watch identity files, sudoers and privileged commands"
+
+
+def ssh_verbose_log(host: Any, ctx: Context) -> str:
+    level = _sshd(host, ctx).get("loglevel")
+    assert level == "VERBOSE", f"sshd loglevel is {level}"
+    return "sshd -T: loglevel VERBOSE"
+
+
+def log_forwarding(host: Any, ctx: Context) -> str:
+    f = host.file("/etc/rsyslog.d/90-govcloud-forward.conf")
+    assert f.exists, "no forwarding to the central log host"
+    assert f'target="{ctx.loghost}"' in f.content_string, "forwarding goes elsewhere"
+    assert host.service("rsyslog").is_running, "rsyslog is not running"
+    return f"rsyslog forwards every message to {ctx.loghost}:514 over TCP"
+
+
+def log_retention(host: Any, ctx: Context) -> str:
+    text = host.file("/etc/logrotate.d/govcloud-remote").content_string
+    rotate = _value(text, "rotate")
+    assert rotate and int(rotate) >= 180, f"logrotate keeps {rotate} days"
+    assert host.socket("tcp://0.0.0.0:514").is_listening, "not receiving on TCP 514"
+    return f"receives on TCP/UDP 514; logrotate keeps {rotate} days"
+
+
+def _input_chain(host: Any) -> str:
+    out = host.run("nft list chain inet govcloud input")
+    assert out.rc == 0, "no govcloud input chain loaded"
+    return str(out.stdout)
+
+
+def firewall_default_deny(host: Any, ctx: Context) -> str:
+    chain = _input_chain(host)
+    assert "policy drop" in chain, "the input chain does not drop by default"
+    return "nft: table inet govcloud, input chain policy drop"
+
+
+def ssh_only_from_bastion(host: Any, ctx: Context) -> str:
+    chain = _input_chain(host)
+    ssh_rules = [
+        line.strip()
+        for line in chain.splitlines()
+        if re.search(r"dport (\{[^}]*\b22\b[^}]*\}|22\b)", line)
+    ]
+    assert ssh_rules, "no SSH rule: SSH is closed to the bastion too"
+    for rule in ssh_rules:
+        assert "@s_role_bastion" in rule, f"SSH opened to others: {rule}"
+    elements = host.run("nft list set inet govcloud s_role_bastion").stdout
+    assert ctx.bastion in elements, f"the bastion set does not hold {ctx.bastion}"
+    return f"SSH accepted only from {ctx.bastion} (the bastion)"
+
+
+def no_high_risk_services(host: Any, ctx: Context) -> str:
+    running = [s for s in HIGH_RISK if host.service(s).is_running]
+    assert not running, f"running: {running}"
+    return "none of " + ", ".join(HIGH_RISK) + " runs"
+
+
+def minimal_install(host: Any, ctx: Context) -> str:
+    found = [tool for tool in ("gcc", "cc", "make") if host.exists(tool)]
+    assert not found, f"build tools installed: {found}"
+    return "no gcc, cc or make"
+
+
+def listening_ports(host: Any, ctx: Context) -> str:
+    allowed = {22} | ROLE_PORTS.get(ctx.role, set())
+    ports = set()
+    for sock in host.socket.get_listening_sockets():
+        m = re.match(r"tcp://(.+):(\d+)$", sock)
+        if m and not m.group(1).startswith(("127.", "::1", "[::1]")):
+            ports.add(int(m.group(2)))
+    extra = ports - allowed
+    assert not extra, f"unexpected TCP listeners: {sorted(extra)}"
+    return f"TCP listeners {sorted(ports)} within {sorted(allowed)}"
+
+
+def ssh_forwarding_off(host: Any, ctx: Context) -> str:
+    conf = _sshd(host, ctx)
+    got = (conf.get("allowtcpforwarding"), conf.get("allowagentforwarding"))
+    assert got == ("no", "no"), f"sshd forwarding (tcp, agent): {got}"
+    return "sshd -T: allowtcpforwarding no, allowagentforwarding no"
+
+
+def time_sync(host: Any, ctx: Context) -> str:
+    text = host.file("/etc/chrony/chrony.conf").content_string
+    assert f"server {ctx.loghost}" in text, "chrony does not follow the management zone"
+    return f"chrony follows {ctx.loghost}"
+
+
+CHECKS: dict[str, Check] = {
+    "ssh-no-password": ssh_no_password,
+    "ssh-no-root": ssh_no_root,
+    "password-aging": password_aging,
+    "password-complexity": password_complexity,
+    "login-lockout": login_lockout,
+    "session-timeout": session_timeout,
+    "ssh-crypto": ssh_crypto,
+    "uid0-only-root": uid0_only_root,
+    "no-empty-passwords": no_empty_passwords,
+    "admin-sudo-logged": admin_sudo_logged,
+    "file-permissions": file_permissions,
+    "audit-rules": audit_rules,
+    "ssh-verbose-log": ssh_verbose_log,
+    "log-forwarding": log_forwarding,
+    "log-retention": log_retention,
+    "firewall-default-deny": firewall_default_deny,
+    "ssh-only-from-bastion": ssh_only_from_bastion,
+    "no-high-risk-services": no_high_risk_services,
+    "minimal-install": minimal_install,
+    "listening-ports": listening_ports,
+    "ssh-forwarding-off": ssh_forwarding_off,
+    "time-sync": time_sync,
+}
