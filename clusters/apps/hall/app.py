@@ -1,0 +1,871 @@
+"""The online service hall (网上办事大厅): an aiohttp service over PostgreSQL (asyncpg).
+
+Runs on Debian bookworm's own packages (python3-aiohttp 3.8, python3-asyncpg 0.27) as well as on
+current releases: no newer API is used.
+
+Routes (every one authenticated with ``Authorization: Bearer <token>`` except the public catalog
+and the liveness/readiness probes):
+
+=======  =====================================  ==================  ===========================
+method   path                                   route name          who
+=======  =====================================  ==================  ===========================
+GET      /healthz, /readyz                      healthz, readyz     anyone (no data)
+GET      /metrics                               metrics             metrics/admin token
+GET      /api/sites?parent=&level=              sites               public
+GET      /api/sites/{site}                      site                public
+GET      /api/sites/{site}/items                catalog             public
+GET      /api/items/{item}                      guide               public
+POST     /api/accounts                          register            anyone (creates an account)
+POST     /api/login                             login               anyone
+GET      /api/me                                me                  account or staff
+POST     /api/cases                             apply               citizen / enterprise
+GET      /api/my/cases                          my_cases            citizen / enterprise
+GET      /api/cases/{code}                      progress            applicant, staff, kiosk
+POST     /api/cases/{code}/supplement           supplement          applicant
+POST     /api/cases/{code}/rating               rate                applicant
+GET      /api/staff/queue?state=                queue               clerk / backoffice
+POST     /api/staff/cases/{code}/{action}       act                 clerk / backoffice
+GET      /api/supervision/overdue               overdue             supervisor
+GET      /api/sites/{site}/ratings              ratings             staff of the region
+POST     /api/admin/staff-tokens                admin_staff_token   admin token
+GET/PUT  /api/admin/faults                      admin_faults        admin token
+=======  =====================================  ==================  ===========================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from . import schema
+from .auth import (
+    ACCOUNT_PREFIX,
+    STAFF_PREFIX,
+    STAFF_ROLES,
+    Authenticator,
+    Caller,
+    LocalStaffTokens,
+    OpenBaoStaff,
+    StaffAuthenticator,
+    check_password,
+    hash_password,
+    new_token,
+)
+from .codes import (
+    ACTIONS,
+    FINAL_STATES,
+    LEVELS,
+    STATE_LABELS,
+    STATES,
+    level_of_path,
+    make_case_code,
+    site_level,
+    valid_case_code,
+)
+from .observe import AccessLog, Metrics
+
+PUBLIC_ROUTES = frozenset({"healthz", "readyz", "sites", "site", "catalog", "guide"})
+OPEN_ROUTES = frozenset({"register", "login"})  # no token needed: they issue one
+STAFF_VIEW_ROLES = frozenset({"clerk", "backoffice", "supervisor", "hotline"})
+
+
+@dataclass
+class Config:
+    """Settings, from the environment (``HALL_*``); see ``from_env``."""
+
+    dsn: str = "postgresql:///hall"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    staff_auth: str = "local"  # local | openbao
+    openbao_addr: str = ""
+    openbao_ca: str | None = None
+    admin_token: str = ""
+    metrics_token: str = ""
+    access_log: str = "-"
+    pool_size: int = 10
+    scrypt_n: int = 1 << 14
+    session_hours: int = 8
+    faults: str = ""
+    warn_days: int = 1
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        e = os.environ if env is None else env
+        c = cls()
+        c.dsn = e.get("HALL_DSN", c.dsn)
+        c.host = e.get("HALL_HOST", c.host)
+        c.port = _int_env(e, "HALL_PORT", c.port)
+        c.staff_auth = e.get("HALL_STAFF_AUTH", c.staff_auth)
+        if c.staff_auth not in ("local", "openbao"):
+            raise ValueError(f'HALL_STAFF_AUTH: expected "local" or "openbao", got "{c.staff_auth}"')
+        c.openbao_addr = e.get("HALL_OPENBAO_ADDR", c.openbao_addr)
+        if c.staff_auth == "openbao" and not c.openbao_addr:
+            raise ValueError("HALL_OPENBAO_ADDR: required when HALL_STAFF_AUTH=openbao")
+        c.openbao_ca = e.get("HALL_OPENBAO_CACERT") or None
+        c.admin_token = e.get("HALL_ADMIN_TOKEN", c.admin_token)
+        c.metrics_token = e.get("HALL_METRICS_TOKEN", c.metrics_token)
+        c.access_log = e.get("HALL_ACCESS_LOG", c.access_log)
+        c.pool_size = _int_env(e, "HALL_DB_POOL", c.pool_size)
+        c.scrypt_n = _int_env(e, "HALL_SCRYPT_N", c.scrypt_n)
+        if c.scrypt_n < 2 or c.scrypt_n & (c.scrypt_n - 1):
+            raise ValueError(f"HALL_SCRYPT_N: expected a power of two, got {c.scrypt_n}")
+        c.session_hours = _int_env(e, "HALL_SESSION_HOURS", c.session_hours)
+        c.faults = e.get("HALL_FAULTS", c.faults)
+        parse_faults(c.faults)  # fail at start on a malformed value
+        return c
+
+
+def _int_env(env: Any, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f'{name}: expected an integer, got "{raw}"') from None
+
+
+# -- faults (for load-test drills) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    route: str
+    delay_ms: int
+    level: str | None = None  # only requests addressing a site of this level
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"route": self.route, "delay_ms": self.delay_ms, "level": self.level}
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """``route:delay_ms[@level]`` items, comma-separated: ``guide:400@county,apply:200``."""
+    faults = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            route, rest = part.split(":", 1)
+            delay, _, level = rest.partition("@")
+            fault = Fault(route, int(delay), level or None)
+        except ValueError:
+            raise ValueError(
+                f'HALL_FAULTS: expected "route:delay_ms[@level]", got "{part}"'
+            ) from None
+        if fault.level is not None and fault.level not in LEVELS:
+            raise ValueError(f'HALL_FAULTS: unknown level "{fault.level}" in "{part}"')
+        faults.append(fault)
+    return faults
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+class Problem(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, dt.datetime | dt.date):
+        return o.isoformat()
+    raise TypeError(type(o).__name__)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(data), status=status, content_type="application/json")
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Problem(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Problem(400, "expected a JSON object as the body")
+    return data
+
+
+def text_field(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+    value = data.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise Problem(400, f"{name}: expected a non-empty string", name)
+    if len(value) > max_len:
+        raise Problem(400, f"{name}: at most {max_len} characters", name)
+    return value.strip()
+
+
+def int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(400, f"{name}: expected an integer, got {raw!r}", name) from None
+    if not lo <= value <= hi:
+        raise Problem(400, f"{name}: expected {lo}..{hi}, got {value}", name)
+    return value
+
+
+def in_scope(caller: Caller, site: str) -> bool:
+    """Staff see their own site and the sites below it."""
+    return site.startswith(caller.site)
+
+
+# -- the application ----------------------------------------------------------------------------
+
+
+@dataclass
+class Hall:
+    config: Config
+    pool: Any = None
+    auth: Authenticator | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    log: AccessLog | None = None
+    faults: list[Fault] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, app: web.Application) -> None:
+        self.pool = await asyncpg.create_pool(
+            self.config.dsn, min_size=min(2, self.config.pool_size), max_size=self.config.pool_size
+        )
+        async with self.pool.acquire() as conn:
+            await schema.migrate(conn)
+        staff: StaffAuthenticator
+        if self.config.staff_auth == "openbao":
+            staff = OpenBaoStaff(self.config.openbao_addr, self.config.openbao_ca)
+        else:
+            staff = LocalStaffTokens(self.pool)
+        self.auth = Authenticator(self.pool, staff)
+        self.log = AccessLog(self.config.access_log)
+        self.faults = parse_faults(self.config.faults)
+        self._flusher = asyncio.ensure_future(self._flush_loop())
+
+    async def stop(self, app: web.Application) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self.log is not None:
+            self.log.flush()
+            self.log.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.log is not None:
+                self.log.flush()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self.middleware], client_max_size=1 << 20)
+        r = app.router
+        r.add_get("/healthz", self.healthz, name="healthz")
+        r.add_get("/readyz", self.readyz, name="readyz")
+        r.add_get("/metrics", self.metrics_page, name="metrics")
+        r.add_get("/api/sites", self.sites, name="sites")
+        r.add_get("/api/sites/{site}", self.site, name="site")
+        r.add_get("/api/sites/{site}/items", self.catalog, name="catalog")
+        r.add_get("/api/sites/{site}/ratings", self.ratings, name="ratings")
+        r.add_get("/api/items/{item}", self.guide, name="guide")
+        r.add_post("/api/accounts", self.register, name="register")
+        r.add_post("/api/login", self.login, name="login")
+        r.add_get("/api/me", self.me, name="me")
+        r.add_post("/api/cases", self.apply, name="apply")
+        r.add_get("/api/my/cases", self.my_cases, name="my_cases")
+        r.add_get("/api/cases/{code}", self.progress, name="progress")
+        r.add_post("/api/cases/{code}/supplement", self.supplement, name="supplement")
+        r.add_post("/api/cases/{code}/rating", self.rate, name="rate")
+        r.add_get("/api/staff/queue", self.queue, name="queue")
+        r.add_post("/api/staff/cases/{code}/{action}", self.act, name="act")
+        r.add_get("/api/supervision/overdue", self.overdue, name="overdue")
+        r.add_post("/api/admin/staff-tokens", self.admin_staff_token, name="admin_staff_token")
+        r.add_get("/api/admin/faults", self.admin_faults, name="admin_faults")
+        r.add_put("/api/admin/faults", self.admin_faults, name="admin_faults_set")
+        app.on_startup.append(self.start)
+        app.on_cleanup.append(self.stop)
+        return app
+
+    # -- the middleware: auth, faults, errors, metrics, access log -------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        start = time.perf_counter()
+        route = request.match_info.route.name or "unmatched"
+        caller: Caller | None = None
+        status = 500
+        self.metrics.in_flight += 1
+        try:
+            try:
+                if route not in PUBLIC_ROUTES and route not in OPEN_ROUTES:
+                    caller = await self._authenticate(request, route)
+                request["caller"] = caller
+                if self.faults:
+                    await self._apply_faults(route, request)
+                response = await handler(request)
+            except Problem as p:
+                body = {"error": p.message}
+                if p.field:
+                    body["field"] = p.field
+                response = reply(body, p.status)
+            except web.HTTPException as exc:
+                response = reply({"error": exc.reason}, exc.status)
+            except (asyncpg.PostgresConnectionError, OSError, asyncio.TimeoutError):
+                response = reply({"error": "the database is unavailable"}, 503)
+            status = response.status
+            return response
+        finally:
+            self.metrics.in_flight -= 1
+            elapsed = time.perf_counter() - start
+            self.metrics.observe(route, request.method, status, elapsed)
+            if self.log is not None and self.log.stream is not None:
+                self.log.write(
+                    {
+                        "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                        "remote": request.headers.get("X-Real-IP") or request.remote,
+                        "method": request.method,
+                        "path": request.path,
+                        "route": route,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        "caller": caller.actor if caller else None,
+                        "request_id": request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16],
+                    }
+                )
+
+    async def _authenticate(self, request: web.Request, route: str) -> Caller | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Problem(401, "authentication required: send Authorization: Bearer <token>")
+        token = token.strip()
+        if route.startswith("admin_") or route == "metrics":
+            wanted = [self.config.admin_token]
+            if route == "metrics":
+                wanted.append(self.config.metrics_token)
+            if any(w and hmac.compare_digest(token, w) for w in wanted):
+                return Caller("admin", "admin")
+            raise Problem(403, "this endpoint needs the admin token")
+        assert self.auth is not None
+        caller = await self.auth.resolve(token)
+        if caller is None:
+            raise Problem(401, "the token is unknown or expired")
+        return caller
+
+    async def _apply_faults(self, route: str, request: web.Request) -> None:
+        for fault in self.faults:
+            if fault.route != route:
+                continue
+            if fault.level is not None and level_of_path(dict(request.match_info)) != fault.level:
+                continue
+            await asyncio.sleep(fault.delay_ms / 1000)
+
+    # -- probes and metrics --------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return reply({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                version = await schema.current_version(conn)
+        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+            return reply({"status": "not ready", "reason": f"database: {exc}"}, 503)
+        if version < schema.LATEST:
+            return reply(
+                {"status": "not ready", "reason": f"schema {version}, want {schema.LATEST}"}, 503
+            )
+        return reply({"status": "ready", "schema": version})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        extra = {
+            "hall_db_pool_size": float(self.pool.get_size()),
+            "hall_db_pool_idle": float(self.pool.get_idle_size()),
+        }
+        return web.Response(
+            text=self.metrics.render(extra), content_type="text/plain", charset="utf-8"
+        )
+
+    # -- the public catalog --------------------------------------------------------------------
+
+    async def sites(self, request: web.Request) -> web.Response:
+        parent = request.query.get("parent")
+        level = request.query.get("level")
+        if level is not None and level not in LEVELS:
+            raise Problem(400, f"level: expected one of {', '.join(LEVELS)}", "level")
+        limit = int_query(request, "limit", 100, 1, 1000)
+        rows = await self.pool.fetch(
+            "SELECT code, name, level, parent, kind FROM sites"
+            " WHERE ($1::text IS NULL OR parent = $1) AND ($2::text IS NULL OR level = $2)"
+            " ORDER BY code LIMIT $3",
+            parent,
+            level,
+            limit,
+        )
+        return reply({"sites": [dict(r) for r in rows]})
+
+    async def site(self, request: web.Request) -> web.Response:
+        code = request.match_info["site"]
+        row = await self.pool.fetchrow(
+            "SELECT s.*, (SELECT count(*) FROM items i WHERE i.site_code = s.code) AS items"
+            " FROM sites s WHERE code = $1",
+            code,
+        )
+        if row is None:
+            raise Problem(404, f"no site {code}")
+        return reply(dict(row))
+
+    async def catalog(self, request: web.Request) -> web.Response:
+        site = request.match_info["site"]
+        if site_level(site) is None:
+            raise Problem(400, f"site: expected a 2/4/6/9/12-digit division code, got {site!r}")
+        dept = request.query.get("dept")
+        kind = request.query.get("kind")
+        if kind is not None and kind not in ("administrative", "public_service"):
+            raise Problem(400, "kind: expected administrative or public_service", "kind")
+        q = request.query.get("q")
+        limit = int_query(request, "limit", 20, 1, 100)
+        offset = int_query(request, "offset", 0, 0, 1_000_000)
+        rows = await self.pool.fetch(
+            "SELECT code, dept, kind, name, time_limit_days, online FROM items"
+            " WHERE site_code = $1 AND ($2::text IS NULL OR dept = $2)"
+            " AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR name LIKE '%' || $4 || '%')"
+            " ORDER BY code LIMIT $5 OFFSET $6",
+            site,
+            dept,
+            kind,
+            q,
+            limit,
+            offset,
+        )
+        return reply({"site": site, "offset": offset, "items": [dict(r) for r in rows]})
+
+    async def guide(self, request: web.Request) -> web.Response:
+        code = request.match_info["item"]
+        row = await self.pool.fetchrow(
+            "SELECT i.*, d.name AS dept_name, s.name AS site_name, s.level"
+            " FROM items i JOIN departments d ON d.code = i.dept JOIN sites s ON s.code = i.site_code"
+            " WHERE i.code = $1",
+            code,
+        )
+        if row is None:
+            raise Problem(404, f"no item {code}")
+        guide = dict(row)
+        guide["materials"] = json.loads(guide["materials"])
+        guide["steps"] = json.loads(guide["steps"])
+        return reply(guide)
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    async def register(self, request: web.Request) -> web.Response:
+        data = await body_of(request)
+        kind = data.get("kind", "citizen")
+        if kind not in ("citizen", "enterprise"):
+            raise Problem(400, "kind: expected citizen or enterprise", "kind")
+        login = text_field(data, "login", max_len=64)
+        name = text_field(data, "name", max_len=100)
+        password = text_field(data, "password", max_len=200)
+        if len(password) < 8:
+            raise Problem(400, "password: at least 8 characters", "password")
+        loop = asyncio.get_running_loop()
+        hashed = await loop.run_in_executor(None, hash_password, password, self.config.scrypt_n)
+        try:
+            account_id = await self.pool.fetchval(
+                "INSERT INTO accounts (kind, login, name, password_hash) VALUES ($1,$2,$3,$4)"
+                " RETURNING id",
+                kind,
+                login,
+                name,
+                hashed,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Problem(409, f"login {login!r} is taken", "login") from None
+        token = await self._session(account_id)
+        return reply({"id": account_id, "kind": kind, "token": token}, 201)
+
+    async def _session(self, account_id: int) -> str:
+        token, digest = new_token(ACCOUNT_PREFIX)
+        await self.pool.execute(
+            "INSERT INTO sessions (token_hash, account_id, expires_at)"
+            " VALUES ($1, $2, now() + make_interval(hours => $3))",
+            digest,
+            account_id,
+            self.config.session_hours,
+        )
+        return token
+
+    async def login(self, request: web.Request) -> web.Response:
+        data = await body_of(request)
+        login = text_field(data, "login", max_len=64)
+        password = text_field(data, "password", max_len=200)
+        row = await self.pool.fetchrow(
+            "SELECT id, kind, password_hash FROM accounts WHERE login = $1", login
+        )
+        loop = asyncio.get_running_loop()
+        ok = row is not None and await loop.run_in_executor(
+            None, check_password, password, row["password_hash"]
+        )
+        if not ok or row is None:
+            raise Problem(401, "wrong login or password")
+        token = await self._session(row["id"])
+        return reply({"id": row["id"], "kind": row["kind"], "token": token})
+
+    async def me(self, request: web.Request) -> web.Response:
+        c: Caller = request["caller"]
+        return reply({"kind": c.kind, "id": c.ident, "roles": sorted(c.roles), "site": c.site})
+
+    # -- applications ----------------------------------------------------------------------------
+
+    def _applicant(self, request: web.Request) -> Caller:
+        c: Caller = request["caller"]
+        if c.kind not in ("citizen", "enterprise"):
+            raise Problem(403, "only citizens and enterprises apply")
+        return c
+
+    async def apply(self, request: web.Request) -> web.Response:
+        c = self._applicant(request)
+        data = await body_of(request)
+        item_code = text_field(data, "item", max_len=80)
+        form = data.get("form", {})
+        if not isinstance(form, dict):
+            raise Problem(400, "form: expected an object", "form")
+        async with self.pool.acquire() as conn, conn.transaction():
+            item = await conn.fetchrow(
+                "SELECT site_code, name FROM items WHERE code = $1", item_code
+            )
+            if item is None:
+                raise Problem(404, f"no item {item_code}", "item")
+            seq = await conn.fetchval("SELECT nextval('case_seq')")
+            today = dt.date.today().strftime("%Y%m%d")
+            code = make_case_code(item["site_code"], today, seq)
+            row = await conn.fetchrow(
+                "INSERT INTO cases (code, item_code, site_code, applicant_id, state, form)"
+                " VALUES ($1, $2, $3, $4, 'submitted', $5::jsonb)"
+                " RETURNING id, code, state, created_at",
+                code,
+                item_code,
+                item["site_code"],
+                c.account_id,
+                dumps(form),
+            )
+            await conn.execute(
+                "INSERT INTO case_events (case_id, actor, action, to_state)"
+                " VALUES ($1, $2, 'apply', 'submitted')",
+                row["id"],
+                c.actor,
+            )
+        out = dict(row)
+        out.pop("id")
+        out["item"] = item_code
+        out["site"] = item["site_code"]
+        return reply(out, 201)
+
+    async def my_cases(self, request: web.Request) -> web.Response:
+        c = self._applicant(request)
+        limit = int_query(request, "limit", 20, 1, 100)
+        rows = await self.pool.fetch(
+            "SELECT code, item_code AS item, site_code AS site, state, created_at, deadline"
+            " FROM cases WHERE applicant_id = $1 ORDER BY created_at DESC LIMIT $2",
+            c.account_id,
+            limit,
+        )
+        return reply({"cases": [dict(r) for r in rows]})
+
+    def _code(self, request: web.Request) -> str:
+        code = request.match_info["code"]
+        if not valid_case_code(code):
+            raise Problem(400, f"not a case code: {code!r} (31 digits with a check digit)")
+        return code
+
+    async def progress(self, request: web.Request) -> web.Response:
+        code = self._code(request)
+        c: Caller = request["caller"]
+        row = await self.pool.fetchrow(
+            "SELECT c.id, c.code, c.state, c.site_code, c.item_code, c.applicant_id,"
+            " c.created_at, c.accepted_at, c.deadline, c.finished_at, i.name AS item_name"
+            " FROM cases c JOIN items i ON i.code = c.item_code WHERE c.code = $1",
+            code,
+        )
+        if row is None:
+            raise Problem(404, f"no case {code}")
+        full = (c.kind != "staff" and c.account_id == row["applicant_id"]) or (
+            c.kind == "staff" and bool(c.roles & STAFF_VIEW_ROLES) and in_scope(c, row["site_code"])
+        )
+        if not full and not (c.kind == "staff" and "kiosk" in c.roles):
+            raise Problem(403, "this case belongs to someone else")
+        out = {
+            "code": row["code"],
+            "state": row["state"],
+            "state_label": STATE_LABELS[row["state"]],
+            "item": row["item_code"],
+            "item_name": row["item_name"],
+            "site": row["site_code"],
+            "created_at": row["created_at"],
+            "accepted_at": row["accepted_at"],
+            "deadline": row["deadline"],
+            "finished_at": row["finished_at"],
+        }
+        if full:
+            events = await self.pool.fetch(
+                "SELECT at, actor, action, from_state, to_state, comment FROM case_events"
+                " WHERE case_id = $1 ORDER BY at, id",
+                row["id"],
+            )
+            out["events"] = [dict(e) for e in events]
+        return reply(out)
+
+    async def supplement(self, request: web.Request) -> web.Response:
+        code = self._code(request)
+        c = self._applicant(request)
+        data = await body_of(request)
+        note = text_field(data, "note", max_len=500, required=False)
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE cases SET"
+                " state = CASE WHEN accepted_at IS NULL THEN 'submitted' ELSE 'in_progress' END,"
+                " deadline = deadline + (now() - material_requested_at),"
+                " material_requested_at = NULL, updated_at = now()"
+                " WHERE code = $1 AND applicant_id = $2 AND state = 'needs_material'"
+                " RETURNING id, state, deadline",
+                code,
+                c.account_id,
+            )
+            if row is None:
+                await self._why_not(conn, code, c, ("needs_material",))
+            await conn.execute(
+                "INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
+                " VALUES ($1, $2, 'supplement', 'needs_material', $3, $4)",
+                row["id"],
+                c.actor,
+                row["state"],
+                note,
+            )
+        return reply({"code": code, "state": row["state"], "deadline": row["deadline"]})
+
+    async def _why_not(self, conn: Any, code: str, c: Caller, states: tuple[str, ...]) -> None:
+        row = await conn.fetchrow(
+            "SELECT state, applicant_id, site_code FROM cases WHERE code = $1", code
+        )
+        if row is None:
+            raise Problem(404, f"no case {code}")
+        if c.kind == "staff":
+            if row["site_code"] != c.site:
+                raise Problem(403, f"case {code} is handled at site {row['site_code']}, not {c.site}")
+        elif row["applicant_id"] != c.account_id:
+            raise Problem(403, "this case belongs to someone else")
+        raise Problem(
+            409, f"case {code} is {row['state']}; this needs it to be {' or '.join(states)}"
+        )
+
+    async def rate(self, request: web.Request) -> web.Response:
+        code = self._code(request)
+        c = self._applicant(request)
+        data = await body_of(request)
+        score = data.get("score")
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise Problem(400, "score: expected an integer 1 (非常不满意) .. 5 (非常满意)", "score")
+        comment = text_field(data, "comment", max_len=500, required=False)
+        async with self.pool.acquire() as conn, conn.transaction():
+            case_id = await conn.fetchval(
+                "SELECT id FROM cases WHERE code = $1 AND applicant_id = $2"
+                " AND state = ANY($3::text[])",
+                code,
+                c.account_id,
+                list(FINAL_STATES),
+            )
+            if case_id is None:
+                await self._why_not(conn, code, c, FINAL_STATES)
+            inserted = await conn.fetchval(
+                "INSERT INTO ratings (case_id, score, comment) VALUES ($1, $2, $3)"
+                " ON CONFLICT (case_id) DO NOTHING RETURNING case_id",
+                case_id,
+                score,
+                comment,
+            )
+        if inserted is None:
+            raise Problem(409, f"case {code} is already rated")
+        return reply({"code": code, "score": score}, 201)
+
+    # -- staff -----------------------------------------------------------------------------------
+
+    def _staff(self, request: web.Request, roles: frozenset[str]) -> Caller:
+        c: Caller = request["caller"]
+        if c.kind != "staff" or not c.roles & roles:
+            raise Problem(403, f"needs a staff token with role {' or '.join(sorted(roles))}")
+        return c
+
+    async def queue(self, request: web.Request) -> web.Response:
+        c = self._staff(request, frozenset({"clerk", "backoffice"}))
+        state = request.query.get("state", "submitted")
+        if state not in STATES:
+            raise Problem(400, f"state: expected one of {', '.join(STATES)}", "state")
+        limit = int_query(request, "limit", 20, 1, 100)
+        rows = await self.pool.fetch(
+            "SELECT code, item_code AS item, state, created_at, deadline FROM cases"
+            " WHERE site_code = $1 AND state = $2 ORDER BY created_at LIMIT $3",
+            c.site,
+            state,
+            limit,
+        )
+        return reply({"site": c.site, "state": state, "cases": [dict(r) for r in rows]})
+
+    async def act(self, request: web.Request) -> web.Response:
+        code = self._code(request)
+        action = request.match_info["action"]
+        if action not in ACTIONS:
+            raise Problem(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
+        sources, target, roles = ACTIONS[action]
+        c = self._staff(request, roles)
+        data = await body_of(request) if request.can_read_body else {}
+        comment = text_field(data, "comment", max_len=500, required=False)
+        sets = ["state = $4", "updated_at = now()"]
+        if action == "accept":
+            sets += [
+                "accepted_at = now()",
+                "deadline = now() + make_interval(days => (SELECT time_limit_days FROM items"
+                " WHERE items.code = cases.item_code))",
+            ]
+        elif action == "request-material":
+            sets.append("material_requested_at = now()")
+        else:
+            sets.append("finished_at = now()" if target in FINAL_STATES else "finished_at = NULL")
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"UPDATE cases SET {', '.join(sets)} FROM (SELECT state AS old FROM cases"
+                " WHERE code = $1 FOR UPDATE) o"
+                " WHERE code = $1 AND site_code = $2 AND state = ANY($3::text[])"
+                " RETURNING id, o.old, state, deadline",
+                code,
+                c.site,
+                list(sources),
+                target,
+            )
+            if row is None:
+                await self._why_not(conn, code, c, sources)
+            await conn.execute(
+                "INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                row["id"],
+                c.actor,
+                action,
+                row["old"],
+                target,
+                comment,
+            )
+        return reply({"code": code, "state": row["state"], "deadline": row["deadline"]})
+
+    async def overdue(self, request: web.Request) -> web.Response:
+        c = self._staff(request, frozenset({"supervisor"}))
+        warn_days = int_query(request, "warn_days", self.config.warn_days, 0, 30)
+        limit = int_query(request, "limit", 100, 1, 1000)
+        rows = await self.pool.fetch(
+            "SELECT code, site_code AS site, item_code AS item, accepted_at, deadline,"
+            " deadline < now() AS overdue FROM cases"
+            " WHERE state = 'in_progress' AND site_code LIKE $1 || '%'"
+            " AND deadline < now() + make_interval(days => $2)"
+            " ORDER BY deadline LIMIT $3",
+            c.site,
+            warn_days,
+            limit,
+        )
+        overdue = [dict(r) for r in rows if r["overdue"]]
+        warning = [dict(r) for r in rows if not r["overdue"]]
+        return reply({"region": c.site, "overdue": overdue, "warning": warning})
+
+    async def ratings(self, request: web.Request) -> web.Response:
+        c = self._staff(request, STAFF_VIEW_ROLES)
+        site = request.match_info["site"]
+        if not in_scope(c, site):
+            raise Problem(403, f"site {site} is outside your region {c.site}")
+        rows = await self.pool.fetch(
+            "SELECT r.score, count(*) AS n FROM ratings r JOIN cases k ON k.id = r.case_id"
+            " WHERE k.site_code = $1 GROUP BY r.score ORDER BY r.score",
+            site,
+        )
+        counts = {str(s): 0 for s in range(1, 6)}
+        counts.update({str(r["score"]): r["n"] for r in rows})
+        total = sum(counts.values())
+        good = counts["4"] + counts["5"]
+        return reply(
+            {
+                "site": site,
+                "counts": counts,
+                "total": total,
+                "good_ratio": round(good / total, 4) if total else None,
+                "bad": counts["1"] + counts["2"],
+            }
+        )
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    async def admin_staff_token(self, request: web.Request) -> web.Response:
+        data = await body_of(request)
+        staff = text_field(data, "staff", max_len=64)
+        site = text_field(data, "site", max_len=12)
+        roles = data.get("roles")
+        if (
+            not isinstance(roles, list)
+            or not roles
+            or not all(isinstance(r, str) and r in STAFF_ROLES for r in roles)
+        ):
+            raise Problem(400, f"roles: expected a list of {', '.join(sorted(STAFF_ROLES))}", "roles")
+        days = data.get("days", 1)
+        if not isinstance(days, int) or not 1 <= days <= 365:
+            raise Problem(400, "days: expected an integer 1..365", "days")
+        token = await issue_staff_token(self.pool, staff, roles, site, days)
+        return reply({"token": token, "staff": staff, "roles": roles, "site": site}, 201)
+
+    async def admin_faults(self, request: web.Request) -> web.Response:
+        if request.method == "PUT":
+            data = await body_of(request)
+            spec = data.get("faults", "")
+            if not isinstance(spec, str):
+                raise Problem(400, 'faults: expected a string "route:delay_ms[@level],..."')
+            try:
+                self.faults = parse_faults(spec)
+            except ValueError as exc:
+                raise Problem(400, str(exc), "faults") from None
+        return reply({"faults": [f.as_dict() for f in self.faults]})
+
+
+async def issue_staff_token(pool: Any, staff: str, roles: list[str], site: str, days: int) -> str:
+    if site_level(site) is None:
+        raise Problem(400, f"site: expected a division code, got {site!r}", "site")
+    exists = await pool.fetchval("SELECT 1 FROM sites WHERE code = $1", site)
+    if not exists:
+        raise Problem(404, f"no site {site} (seed the catalog first)", "site")
+    token, digest = new_token(STAFF_PREFIX)
+    await pool.execute(
+        "INSERT INTO staff_tokens (token_hash, staff, roles, site_code, label, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))",
+        digest,
+        staff,
+        roles,
+        site,
+        "issued",
+        days,
+    )
+    return token
+
+
+def build(config: Config) -> web.Application:
+    return Hall(config).make_app()
