@@ -168,7 +168,10 @@ class ClusterConfig:
 def cert_requests() -> list[pki.CertRequest]:
     local = ("localhost",)
     return [
-        pki.CertRequest("etcd-server", "etcd", dns_names=local, ip_addresses=(HOST,), server=True),
+        # etcd's gRPC gateway dials etcd itself with the serving certificate: it needs both usages.
+        pki.CertRequest(
+            "etcd-server", "etcd", dns_names=local, ip_addresses=(HOST,), server=True, client=True
+        ),
         pki.CertRequest(
             "etcd-peer",
             "etcd-peer",
