@@ -268,12 +268,21 @@ def load_ruleset(lab: str, host: str, text: str, *, paths: LabPaths | None = Non
 def up(
     topology: Topology, progress: Progress | None = None, *, paths: LabPaths | None = None
 ) -> UpReport:
-    """Make the machine match ``topology``; a second run changes nothing and reports so."""
+    """Make the machine match ``topology``; a second run changes nothing and reports so.
+
+    Runs of ``up`` and ``down`` on one machine take turns (a lock under the lxcpath).
+    """
+    p = paths or LabPaths.default()
+    check_topology(topology)
+    preflight()
+    with lx.locked(p.lxcpath / ".lab.lock", "the lab lock", progress):
+        return _up(topology, progress, p)
+
+
+def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpReport:
     say = progress or (lambda _m: None)
     started = time.monotonic()
     topo = topology
-    check_topology(topo)
-    preflight()
     lab = Lab(topo.name, paths)
     report = UpReport(topo.name)
 
@@ -578,10 +587,16 @@ def down(
 
     The cached image stays unless ``purge`` (and then only when no other container uses it).
     """
-    say = progress or (lambda _m: None)
-    started = time.monotonic()
     if not lx.is_root():
         raise OperationError("the lab needs root (run `sudo govcloud lab down`)")
+    p = paths or LabPaths.default()
+    with lx.locked(p.lxcpath / ".lab.lock", "the lab lock", progress):
+        return _down(name, purge, progress, p)
+
+
+def _down(name: str, purge: bool, progress: Progress | None, paths: LabPaths) -> DownReport:
+    say = progress or (lambda _m: None)
+    started = time.monotonic()
     lab = Lab(name, paths)
     report = DownReport(name)
     state = load_state(lab.paths, name)
@@ -626,14 +641,22 @@ def down(
 
 
 def _purge(lab: Lab, report: DownReport, say: Progress) -> None:
-    others = [c for c in lab.lxc.names() if not is_image(c)]
-    for image in [c for c in lab.lxc.names() if is_image(c)]:
-        if others:
-            # Clones of other labs may be layered on it; LXC refuses to destroy it then.
-            snaps = lab.lxc.lxcpath / image / "lxc_snapshots"
-            if snaps.is_file() and snaps.read_text().strip():
-                report.kept.append(f"image {image}: other containers are layered on it")
-                continue
+    with lx.locked(lab.lxc.lxcpath / ".image.lock", "the image build", say):
+        _purge_locked(lab, report, say)
+
+
+def _purge_locked(lab: Lab, report: DownReport, say: Progress) -> None:
+    names = lab.lxc.names()
+    for image in [c for c in names if is_image(c)]:
+        layer = f"{lab.lxc.lxcpath / image / 'rootfs'}:"
+        users = [
+            c
+            for c in names
+            if c != image and layer in lab.lxc.config_path(c).read_text(errors="replace")
+        ]
+        if users:  # other labs' hosts are overlays on it
+            report.kept.append(f"image {image}: {len(users)} other container(s) are layered on it")
+            continue
         say(f"image {image}: removing")
         lab.lxc.destroy(image)
         report.removed.append(Change("image", image, "removed"))

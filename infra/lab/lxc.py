@@ -7,11 +7,13 @@ lxcpath, so the lab never sees (or touches) containers it did not create.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,6 +269,24 @@ def add_address(dev: str, address: str) -> None:
 
 def del_address(dev: str, address: str) -> None:
     run(["ip", "addr", "del", address, "dev", dev], check=False)
+
+
+@contextlib.contextmanager
+def locked(path: Path, what: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (two lab runs never build or change the same thing at
+    once); says so when it has to wait for another run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say:
+                say(f"waiting for another govcloud run holding {what}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def is_root() -> bool:

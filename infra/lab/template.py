@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from govcloud.errors import OperationError
-from infra.lab.lxc import Lxc, tail
+from infra.lab.lxc import Lxc, locked, tail
 
 RELEASE = "bookworm"
 PACKAGES: tuple[str, ...] = (
@@ -91,6 +91,13 @@ def ensure_image(
     name = image_name()
     if image_ready(lxc, name):
         return name, False
+    with locked(lxc.lxcpath / ".image.lock", "the image build", say):
+        if image_ready(lxc, name):  # built by the run we waited for
+            return name, False
+        return name, _build(lxc, name, cache_dir, say)
+
+
+def _build(lxc: Lxc, name: str, cache_dir: Path, say: Callable[[str], None]) -> bool:
     if lxc.exists(name) or (lxc.lxcpath / name).exists():
         say(f"image {name}: removing an incomplete build")
         lxc.destroy(name)
@@ -144,7 +151,7 @@ def ensure_image(
     say(f"image {name}: baking")
     bake(rootfs(lxc, name))
     (lxc.lxcpath / name / READY).write_text(recipe() + "\n")
-    return name, True
+    return True
 
 
 def bake(root: Path) -> None:
