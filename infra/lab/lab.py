@@ -313,8 +313,12 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     for name in set(old_hosts) - {h.name for h in topo.hosts}:
         state.hosts.pop(name, None)
 
+    recreated: set[str] = set()  # bridges made anew: running hosts lost their ports on them
     for b in topo.bridges:
-        note(_ensure_bridge(lab, topo, b.name))
+        change = _ensure_bridge(lab, topo, b.name)
+        note(change)
+        if change.action == "created":
+            recreated.add(b.name)
     wanted_br = {bridge_ifname(topo.name, b.name) for b in topo.bridges}
     for ifname in sorted(set(lab.our_bridges()) - wanted_br):
         lx.delete_link(ifname)
@@ -326,7 +330,8 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
 
     to_start: list[str] = []
     for h in topo.hosts:
-        change, needs_start = _ensure_host(lab, topo, h, image, pubkey, say)
+        rewire = sorted({i.bridge for i in h.interfaces} & recreated)
+        change, needs_start = _ensure_host(lab, topo, h, image, pubkey, say, rewire)
         note(change)
         if needs_start:
             to_start.append(h.name)
@@ -456,10 +461,17 @@ def _host_files(topo: Topology, h: LabHost, pubkey: str) -> dict[str, tuple[str,
 
 
 def _ensure_host(
-    lab: Lab, topo: Topology, h: LabHost, image: str, pubkey: str, say: Progress
+    lab: Lab,
+    topo: Topology,
+    h: LabHost,
+    image: str,
+    pubkey: str,
+    say: Progress,
+    rewire: Sequence[str] = (),
 ) -> tuple[Change, bool]:
     """Create or fix one host's container while it is stopped. Returns the change and whether
-    the host must be (re)started."""
+    the host must be (re)started. ``rewire``: bridges created anew in this run (a running host
+    on one of them is restarted, which attaches its veth to the new bridge)."""
     cname = container_name(topo.name, h.name)
     cdir = lab.lxc.lxcpath / cname
     created = False
@@ -494,6 +506,10 @@ def _ensure_host(
     first_boot = not (upper / "etc/ssh/ssh_host_ed25519_key").is_file()
     state = lab.lxc.state(cname)
     if not diffs and not first_boot:
+        if state == "RUNNING" and rewire:
+            say(f"host {h.name}: restarting to attach to re-created bridge(s)")
+            lab.lxc.stop(cname, timeout=20)
+            return Change("host", h.name, "changed", "re-attached to " + ", ".join(rewire)), True
         if state == "RUNNING":
             return Change("host", h.name, "unchanged"), False
         return Change("host", h.name, "started", f"was {state}"), True
@@ -676,6 +692,8 @@ def _purge_locked(lab: Lab, report: DownReport, say: Progress) -> None:
 def status(name: str, *, paths: LabPaths | None = None, probe: bool = True) -> LabStatus:
     """Each host's state and addresses; with ``probe``, whether it answers a ping from its router
     (or another host on one of its segments)."""
+    if not lx.is_root():
+        raise OperationError("the lab needs root (run `sudo govcloud lab status`)")
     lab = Lab(name, paths)
     state = load_state(lab.paths, name)
     if state is None:

@@ -128,6 +128,8 @@ def load_state(paths: LabPaths, lab: str) -> LabState | None:
         return None
     try:
         return LabState.from_json(path.read_text())
+    except PermissionError as exc:
+        raise OperationError(f"cannot read the lab's state file {path}: run as root") from exc
     except (ValueError, TypeError, KeyError) as exc:
         raise OperationError(
             f"the lab's state file {path} is unreadable ({exc}); "

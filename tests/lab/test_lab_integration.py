@@ -189,6 +189,19 @@ def test_up_repairs_a_half_built_lab(lab: Lab, topo: Topology) -> None:
     assert _tcp(lab, "bastion", APP1) and not _tcp(lab, "web", APP1)
 
 
+def test_a_deleted_bridge_is_recreated_and_its_hosts_reattached(lab: Lab, topo: Topology) -> None:
+    lx.delete_link(f"{NAME}-pub")
+    assert not _ping(lab, "bastion", WEB)
+    report = up(topo)
+    actions = {(c.kind, c.name): c.action for c in report.changes}
+    assert actions[("bridge", f"{NAME}-pub")] == "created"
+    assert actions[("host", "web")] == "changed"
+    assert actions[("host", "r1")] == "changed"
+    assert actions[("host", "bastion")] == "unchanged"
+    assert _ping(lab, "bastion", WEB)
+    assert not _tcp(lab, "web", APP1)  # the router came back with its ruleset
+
+
 def test_changed_host_is_reconfigured(lab: Lab, topo: Topology) -> None:
     moved = dataclasses.replace(
         topo.host("web"),
