@@ -726,18 +726,18 @@ def status(name: str, *, paths: LabPaths | None = None, probe: bool = True) -> L
 def _probe(lab: Lab, peer: str, address: str) -> tuple[bool, str]:
     """Ping ``address`` from ``peer``; when a ruleset filters the ping, the neighbour table still
     shows whether the host answers on the segment (ARP is not filtered by inet rulesets)."""
-    for wait in ("1", "2"):  # one retry: the first packet may wait for ARP
+    for wait in ("1", "2"):  # one retry when not even ARP answered: the host may be slow
         argv = ["ping", "-n", "-q", "-c", "1", "-W", wait, address]
         if lab.exec(peer, argv, timeout=10, check=False).returncode == 0:
             return True, "ping"
-    out = lab.exec(peer, ["ip", "-j", "neigh", "show", address], check=False).stdout
-    try:
-        entries = json.loads(out or "[]")
-    except ValueError:
-        entries = []
-    live = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"}
-    if any(e.get("lladdr") and live & set(e.get("state", [])) for e in entries):
-        return True, "arp"
+        out = lab.exec(peer, ["ip", "-j", "neigh", "show", address], check=False).stdout
+        try:
+            entries = json.loads(out or "[]")
+        except ValueError:
+            entries = []
+        live = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT"}
+        if any(e.get("lladdr") and live & set(e.get("state", [])) for e in entries):
+            return True, "arp"
     return False, "ping+arp"
 
 

@@ -148,10 +148,36 @@ def _build(lxc: Lxc, name: str, cache_dir: Path, say: Callable[[str], None]) -> 
             f"the lab image failed to build (lxc-create -t debian, exit {code}); "
             f"full log: {log}\n{last}"
         )
+    # lxc-debian does not fail when apt-get cannot install a package: check them all.
+    missing = missing_packages(rootfs(lxc, name))
+    if missing:
+        last = tail(log.read_text(errors="replace"), 20)
+        lxc.destroy(name)
+        raise OperationError(
+            f"the lab image failed to build: packages not installed: {', '.join(missing)}; "
+            f"full log: {log}\n{last}"
+        )
     say(f"image {name}: baking")
     bake(rootfs(lxc, name))
     (lxc.lxcpath / name / READY).write_text(recipe() + "\n")
     return True
+
+
+def missing_packages(root: Path) -> list[str]:
+    proc = subprocess.run(
+        ["chroot", str(root), "dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+    )
+    installed = {
+        line.split()[0].split(":")[0]
+        for line in proc.stdout.splitlines()
+        if line.endswith(" installed")
+    }
+    return [p for p in PACKAGES if p not in installed]
 
 
 def bake(root: Path) -> None:
