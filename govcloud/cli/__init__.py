@@ -32,6 +32,7 @@ app.add_typer(lab_cli.app, name="lab")
 app.command("plan")(plan_cli.plan_command)
 app.add_typer(plan_cli.net_app, name="net")
 app.add_typer(plan_cli.dc_app, name="dc")
+app.add_typer(__import__("govcloud.cli.loadtest", fromlist=["app"]).app, name="loadtest")
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")
 

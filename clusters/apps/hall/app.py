@@ -107,7 +107,9 @@ class Config:
         c.port = _int_env(e, "HALL_PORT", c.port)
         c.staff_auth = e.get("HALL_STAFF_AUTH", c.staff_auth)
         if c.staff_auth not in ("local", "openbao"):
-            raise ValueError(f'HALL_STAFF_AUTH: expected "local" or "openbao", got "{c.staff_auth}"')
+            raise ValueError(
+                f'HALL_STAFF_AUTH: expected "local" or "openbao", got "{c.staff_auth}"'
+            )
         c.openbao_addr = e.get("HALL_OPENBAO_ADDR", c.openbao_addr)
         if c.staff_auth == "openbao" and not c.openbao_addr:
             raise ValueError("HALL_OPENBAO_ADDR: required when HALL_STAFF_AUTH=openbao")
@@ -201,7 +203,9 @@ async def body_of(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def text_field(data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True) -> str:
+def text_field(
+    data: dict[str, Any], name: str, *, max_len: int = 200, required: bool = True
+) -> str:
     value = data.get(name)
     if value is None and not required:
         return ""
@@ -329,7 +333,7 @@ class Hall:
                 response = reply(body, p.status)
             except web.HTTPException as exc:
                 response = reply({"error": exc.reason}, exc.status)
-            except (asyncpg.PostgresConnectionError, OSError, asyncio.TimeoutError):
+            except (TimeoutError, asyncpg.PostgresConnectionError, OSError):
                 response = reply({"error": "the database is unavailable"}, 503)
             status = response.status
             return response
@@ -340,7 +344,7 @@ class Hall:
             if self.log is not None and self.log.stream is not None:
                 self.log.write(
                     {
-                        "ts": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+                        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
                         "remote": request.headers.get("X-Real-IP") or request.remote,
                         "method": request.method,
                         "path": request.path,
@@ -388,7 +392,7 @@ class Hall:
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 version = await schema.current_version(conn)
-        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
             return reply({"status": "not ready", "reason": f"database: {exc}"}, 503)
         if version < schema.LATEST:
             return reply(
@@ -448,7 +452,8 @@ class Hall:
         rows = await self.pool.fetch(
             "SELECT code, dept, kind, name, time_limit_days, online FROM items"
             " WHERE site_code = $1 AND ($2::text IS NULL OR dept = $2)"
-            " AND ($3::text IS NULL OR kind = $3) AND ($4::text IS NULL OR name LIKE '%' || $4 || '%')"
+            " AND ($3::text IS NULL OR kind = $3)"
+            " AND ($4::text IS NULL OR name LIKE '%' || $4 || '%')"
             " ORDER BY code LIMIT $5 OFFSET $6",
             site,
             dept,
@@ -463,7 +468,8 @@ class Hall:
         code = request.match_info["item"]
         row = await self.pool.fetchrow(
             "SELECT i.*, d.name AS dept_name, s.name AS site_name, s.level"
-            " FROM items i JOIN departments d ON d.code = i.dept JOIN sites s ON s.code = i.site_code"
+            " FROM items i JOIN departments d ON d.code = i.dept"
+            " JOIN sites s ON s.code = i.site_code"
             " WHERE i.code = $1",
             code,
         )
@@ -669,7 +675,9 @@ class Hall:
             raise Problem(404, f"no case {code}")
         if c.kind == "staff":
             if row["site_code"] != c.site:
-                raise Problem(403, f"case {code} is handled at site {row['site_code']}, not {c.site}")
+                raise Problem(
+                    403, f"case {code} is handled at site {row['site_code']}, not {c.site}"
+                )
         elif row["applicant_id"] != c.account_id:
             raise Problem(403, "this case belongs to someone else")
         raise Problem(
@@ -827,7 +835,9 @@ class Hall:
             or not roles
             or not all(isinstance(r, str) and r in STAFF_ROLES for r in roles)
         ):
-            raise Problem(400, f"roles: expected a list of {', '.join(sorted(STAFF_ROLES))}", "roles")
+            raise Problem(
+                400, f"roles: expected a list of {', '.join(sorted(STAFF_ROLES))}", "roles"
+            )
         days = data.get("days", 1)
         if not isinstance(days, int) or not 1 <= days <= 365:
             raise Problem(400, "days: expected an integer 1..365", "days")

@@ -58,9 +58,7 @@ def digest(token: str) -> bytes:
 def hash_password(password: str, n: int) -> str:
     salt = secrets.token_bytes(16)
     key = hashlib.scrypt(password.encode(), salt=salt, n=n, r=8, p=1, dklen=32)
-    return "scrypt${}${}${}".format(
-        n, base64.b64encode(salt).decode(), base64.b64encode(key).decode()
-    )
+    return f"scrypt${n}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 
 
 def check_password(password: str, stored: str) -> bool:

@@ -132,9 +132,7 @@ class LocalPostgres:
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
             with contextlib.suppress(OperationError, subprocess.TimeoutExpired):
-                self._run(
-                    str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"
-                )
+                self._run(str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
 

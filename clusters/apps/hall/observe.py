@@ -69,9 +69,9 @@ class Metrics:
         ]
         for (route, method), h in sorted(self.hist.items()):
             labels = f'route="{route}",method="{method}"'
-            cumulative = 0.0
-            for bound, n in zip(BUCKETS, h, strict=False):
-                cumulative += n
+            cumulative = 0
+            for bound, count in zip(BUCKETS, h, strict=False):
+                cumulative += int(count)
                 out.append(
                     f'hall_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
                     f"{int(cumulative)}"

@@ -20,7 +20,20 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-_ACTS = ["办理", "变更", "注销", "补领", "换领", "核准", "备案", "认定", "审批", "登记", "延续", "查询"]
+_ACTS = [
+    "办理",
+    "变更",
+    "注销",
+    "补领",
+    "换领",
+    "核准",
+    "备案",
+    "认定",
+    "审批",
+    "登记",
+    "延续",
+    "查询",
+]
 _OBJECTS = {
     "administrative": [
         "许可证",

@@ -1,0 +1,423 @@
+"""One locust user class per persona. Every task sends exactly one request (so an arrival rate
+is a request rate), checks it with ``catch_response`` and names it ``[level] METHOD /path``:
+URLs are grouped by endpoint and by the level of the site the user belongs to.
+
+Each simulated user belongs to one site, drawn by the level mix (the olive shape: least at
+province and village, most at county) and then uniformly among that level's sites, and talks to
+that site's hall only.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, ClassVar
+
+from locust import FastHttpUser, task
+
+from loadtests.config import RunConfig, load_config
+
+_CONFIG: RunConfig | None = None
+
+
+def config() -> RunConfig:
+    global _CONFIG
+    if _CONFIG is None:
+        _CONFIG = load_config()
+    return _CONFIG
+
+
+def set_config(cfg: RunConfig) -> None:
+    global _CONFIG
+    _CONFIG = cfg
+
+
+#: case codes filed in this process, per site (hotline agents and kiosks look them up)
+CASES: dict[str, deque[str]] = {}
+
+
+def remember_case(site: str, code: str) -> None:
+    pool = CASES.get(site)
+    if pool is None:
+        pool = CASES[site] = deque(maxlen=500)
+    pool.append(code)
+
+
+def pick_level(cfg: RunConfig) -> str:
+    """A level drawn by the mix, among the levels that have sites in this run."""
+    levels = [lv for lv in cfg.level_mix if cfg.sites.get(lv) and cfg.level_mix[lv] > 0]
+    weights = [cfg.level_mix[lv] for lv in levels]
+    return random.choices(levels, weights)[0]
+
+
+class Persona(FastHttpUser):
+    """What every persona shares: its site, its names, its token, the checks."""
+
+    abstract = True
+    persona: ClassVar[str] = ""
+    connection_timeout = 3.0
+    network_timeout = 10.0
+    max_retries = 0
+
+    def __init__(self, environment: Any, level: str | None = None) -> None:
+        cfg = config()
+        self.level = level or pick_level(cfg)
+        self.site = random.choice(cfg.sites[self.level])
+        self.host = cfg.url_of(self.site)
+        self.token: str | None = cfg.tokens.get(self.site, {}).get(self.persona)
+        self.items: list[str] = []
+        lv = f"[{self.level}]"
+        self.n_catalog = f"{lv} GET /api/sites/{{site}}/items"
+        self.n_guide = f"{lv} GET /api/items/{{item}}"
+        self.n_sites = f"{lv} GET /api/sites?parent="
+        self.n_progress = f"{lv} GET /api/cases/{{code}}"
+        super().__init__(environment)
+        self.started = False
+
+    def wait_time(self) -> float:
+        lo, hi = config().think_s
+        return random.uniform(lo, hi)
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def on_start(self) -> None:
+        self.started = True
+
+    # -- requests shared by several personas -------------------------------------------------
+
+    def browse(self) -> None:
+        offset = random.randrange(0, 40) if self.items else 0
+        with self.client.get(
+            f"/api/sites/{self.site}/items?offset={offset}",
+            name=self.n_catalog,
+            catch_response=True,
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            items = r.json().get("items")
+            if not isinstance(items, list):
+                r.failure("no items list")
+                return
+            if items:
+                self.items = [i["code"] for i in items]
+
+    def read_guide(self) -> None:
+        if not self.items:
+            return self.browse()
+        with self.client.get(
+            f"/api/items/{random.choice(self.items)}", name=self.n_guide, catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+            elif not r.json().get("materials"):
+                r.failure("guide without materials")
+
+    def lookup_case(self, code: str, full: bool) -> None:
+        with self.client.get(
+            f"/api/cases/{code}", name=self.n_progress, headers=self.auth(), catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            body = r.json()
+            if body.get("code") != code or (full and "events" not in body):
+                r.failure("wrong case or no timeline")
+
+
+class Citizen(Persona):
+    """Browses the catalog, reads guides, applies, checks progress, supplements, rates."""
+
+    persona = "citizen"
+    account_kind = "citizen"
+
+    def __init__(self, environment: Any, level: str | None = None) -> None:
+        super().__init__(environment, level)
+        self.cases: dict[str, str] = {}  # code -> last known state
+        self.rated: set[str] = set()
+        lv = f"[{self.level}]"
+        self.n_register = f"{lv} POST /api/accounts"
+        self.n_apply = f"{lv} POST /api/cases"
+        self.n_mine = f"{lv} GET /api/my/cases"
+        self.n_supplement = f"{lv} POST /api/cases/{{code}}/supplement"
+        self.n_rate = f"{lv} POST /api/cases/{{code}}/rating"
+
+    def on_start(self) -> None:
+        self.started = True
+        self.register()
+
+    def register(self) -> None:
+        login = f"{self.account_kind[0]}{random.getrandbits(64):016x}"
+        with self.client.post(
+            "/api/accounts",
+            json={
+                "kind": self.account_kind,
+                "login": login,
+                "name": "压测用户",
+                "password": "loadtest-" + login,
+            },
+            name=self.n_register,
+            catch_response=True,
+        ) as r:
+            if r.status_code != 201:
+                r.failure(f"status {r.status_code}")
+                return
+            self.token = r.json().get("token")
+            if not self.token:
+                r.failure("no token")
+
+    def _need_token(self) -> bool:
+        if self.token is None:
+            self.register()
+            return True
+        return False
+
+    @task(4)
+    def browse_catalog(self) -> None:
+        self.browse()
+
+    @task(4)
+    def guide(self) -> None:
+        self.read_guide()
+
+    @task(2)
+    def apply(self) -> None:
+        if self._need_token():
+            return
+        if not self.items:
+            return self.browse()
+        with self.client.post(
+            "/api/cases",
+            json={"item": random.choice(self.items), "form": {"note": "申请"}},
+            headers=self.auth(),
+            name=self.n_apply,
+            catch_response=True,
+        ) as r:
+            if r.status_code != 201:
+                r.failure(f"status {r.status_code}")
+                return
+            code = r.json().get("code", "")
+            if len(code) != 31 or not code.isdigit():
+                r.failure(f"bad case code {code!r}")
+                return
+            self.cases[code] = "submitted"
+            remember_case(self.site, code)
+
+    @task(3)
+    def progress(self) -> None:
+        if self._need_token():
+            return
+        if not self.cases:
+            return self.read_guide()
+        code = random.choice(list(self.cases))
+        with self.client.get(
+            f"/api/cases/{code}", name=self.n_progress, headers=self.auth(), catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            state = r.json().get("state")
+            if state not in ("submitted", "in_progress", "needs_material", "returned", "completed"):
+                r.failure(f"unknown state {state!r}")
+                return
+            self.cases[code] = state
+
+    @task(1)
+    def my_cases(self) -> None:
+        if self._need_token():
+            return
+        with self.client.get(
+            "/api/my/cases", name=self.n_mine, headers=self.auth(), catch_response=True
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            for case in r.json().get("cases", []):
+                self.cases[case["code"]] = case["state"]
+
+    @task(1)
+    def supplement(self) -> None:
+        if self._need_token():
+            return
+        waiting = [c for c, s in self.cases.items() if s == "needs_material"]
+        if not waiting:
+            return self.my_cases()
+        code = random.choice(waiting)
+        with self.client.post(
+            f"/api/cases/{code}/supplement",
+            json={"note": "已补正材料"},
+            headers=self.auth(),
+            name=self.n_supplement,
+            catch_response=True,
+        ) as r:
+            if r.status_code == 200:
+                self.cases[code] = r.json().get("state", "submitted")
+            elif r.status_code == 409:  # the clerk moved it meanwhile: not a server fault
+                self.cases[code] = "unknown"
+                r.success()
+            else:
+                r.failure(f"status {r.status_code}")
+
+    @task(1)
+    def rate(self) -> None:
+        if self._need_token():
+            return
+        done = [
+            c
+            for c, s in self.cases.items()
+            if s in ("completed", "returned") and c not in self.rated
+        ]
+        if not done:
+            return self.my_cases()
+        code = random.choice(done)
+        with self.client.post(
+            f"/api/cases/{code}/rating",
+            json={"score": random.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0]},
+            headers=self.auth(),
+            name=self.n_rate,
+            catch_response=True,
+        ) as r:
+            self.rated.add(code)
+            if r.status_code not in (201, 409):
+                r.failure(f"status {r.status_code}")
+            else:
+                r.success()
+
+
+class Enterprise(Citizen):
+    """An enterprise: fewer visits to the catalog, more applications."""
+
+    persona = "enterprise"
+    account_kind = "enterprise"
+
+    @task(3)
+    def apply_more(self) -> None:
+        self.apply()
+
+
+class Kiosk(Persona):
+    """A self-service kiosk (自助终端) at the site: catalog, guides, progress by case code."""
+
+    persona = "kiosk"
+
+    @task(3)
+    def browse_catalog(self) -> None:
+        self.browse()
+
+    @task(3)
+    def guide(self) -> None:
+        self.read_guide()
+
+    @task(1)
+    def nearby(self) -> None:
+        with self.client.get(
+            f"/api/sites?parent={self.site}", name=self.n_sites, catch_response=True
+        ) as r:
+            if r.status_code != 200 or not isinstance(r.json().get("sites"), list):
+                r.failure(f"status {r.status_code}")
+
+    @task(2)
+    def progress(self) -> None:
+        pool = CASES.get(self.site)
+        if not pool:
+            return self.read_guide()
+        self.lookup_case(random.choice(pool), full=False)
+
+
+class Hotline(Persona):
+    """A 12345 hotline agent: looks up a caller's case, or the guide the caller asks about."""
+
+    persona = "hotline"
+
+    @task(5)
+    def lookup(self) -> None:
+        pool = CASES.get(self.site)
+        if not pool:
+            return self.read_guide()
+        self.lookup_case(random.choice(pool), full=True)
+
+    @task(3)
+    def guide(self) -> None:
+        self.read_guide()
+
+
+class WindowClerk(Persona):
+    """A window clerk (窗口人员) with back-office rights: takes the queue, accepts, asks for
+    more material, approves or returns."""
+
+    persona = "clerk"
+
+    def __init__(self, environment: Any, level: str | None = None) -> None:
+        super().__init__(environment, level)
+        self.submitted: list[str] = []
+        self.in_progress: list[str] = []
+        lv = f"[{self.level}]"
+        self.n_queue = f"{lv} GET /api/staff/queue"
+        self.n_act = {
+            a: f"{lv} POST /api/staff/cases/{{code}}/{a}"
+            for a in ("accept", "request-material", "approve", "return")
+        }
+
+    @task(2)
+    def queue(self) -> None:
+        state = "submitted" if random.random() < 0.6 else "in_progress"
+        with self.client.get(
+            f"/api/staff/queue?state={state}",
+            name=self.n_queue,
+            headers=self.auth(),
+            catch_response=True,
+        ) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+            codes = [c["code"] for c in r.json().get("cases", [])]
+            random.shuffle(codes)
+            if state == "submitted":
+                self.submitted = codes
+            else:
+                self.in_progress = codes
+
+    def _act(self, action: str, codes: list[str], then: list[str] | None) -> None:
+        if not codes:
+            return self.queue()
+        code = codes.pop()
+        with self.client.post(
+            f"/api/staff/cases/{code}/{action}",
+            json={"comment": "压测"},
+            name=self.n_act[action],
+            headers=self.auth(),
+            catch_response=True,
+        ) as r:
+            if r.status_code == 200:
+                if then is not None:
+                    then.append(code)
+            elif r.status_code == 409:  # another clerk took it first: expected under load
+                r.success()
+            else:
+                r.failure(f"status {r.status_code}")
+
+    @task(3)
+    def accept(self) -> None:
+        self._act("accept", self.submitted, self.in_progress)
+
+    @task(1)
+    def request_material(self) -> None:
+        self._act("request-material", self.in_progress, None)
+
+    @task(2)
+    def approve(self) -> None:
+        if random.random() < 0.1:
+            return self._act("return", self.in_progress, None)
+        self._act("approve", self.in_progress, None)
+
+
+PERSONA_CLASSES: dict[str, type[Persona]] = {
+    "citizen": Citizen,
+    "enterprise": Enterprise,
+    "kiosk": Kiosk,
+    "clerk": WindowClerk,
+    "hotline": Hotline,
+}
+
+__all__ = ["PERSONA_CLASSES", "Citizen", "Enterprise", "Hotline", "Kiosk", "WindowClerk"]

@@ -1,0 +1,204 @@
+"""The run's report, written next to locust's own HTML and CSV files:
+
+- ``timeline.csv``: per time bucket and level, requests, failures, req/s, p50/p95/p99;
+- ``latency.png``, ``throughput.png``, ``errors.png``: those series per level over time;
+- ``report.html``: the gate's verdict and breaches, per-level and per-endpoint tables, the charts
+  and a link to locust's report (``locust.html``).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from loadtests.config import LEVELS
+from loadtests.timeline import percentile
+
+COLOURS = {
+    "province": "#7b3294",
+    "city": "#2c7bb6",
+    "county": "#d7191c",
+    "township": "#fdae61",
+    "village": "#1a9641",
+}
+
+
+def series(timeline: dict[str, Any]) -> tuple[list[int], dict[str, list[dict[str, float]]]]:
+    """Bucket starts (seconds from the first) and, per level, one record per bucket."""
+    rows = timeline["rows"]
+    bucket = timeline["bucket_s"]
+    if not rows:
+        return [], {}
+    first = min(r[1] for r in rows)
+    last = max(r[1] for r in rows)
+    starts = list(range(first, last + bucket, bucket))
+    by: dict[tuple[str, int], list[Any]] = {(r[0], r[1]): r for r in rows}
+    out: dict[str, list[dict[str, float]]] = {}
+    for level in [lv for lv in LEVELS if any(r[0] == lv for r in rows)]:
+        recs = []
+        for at in starts:
+            r = by.get((level, at))
+            n, fails, hist = (r[2], r[3], r[4]) if r else (0, 0, [])
+            recs.append(
+                {
+                    "t": at - first,
+                    "requests": n,
+                    "failures": fails,
+                    "rps": n / bucket,
+                    "error_ratio": fails / n if n else 0.0,
+                    "p50_ms": percentile(hist, 0.5),
+                    "p95_ms": percentile(hist, 0.95),
+                    "p99_ms": percentile(hist, 0.99),
+                }
+            )
+        out[level] = recs
+    return [s - first for s in starts], out
+
+
+def write_csv(path: Path, per_level: dict[str, list[dict[str, float]]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["t_s", "level", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms"])
+        for level, recs in per_level.items():
+            for r in recs:
+                w.writerow(
+                    [
+                        r["t"],
+                        level,
+                        r["requests"],
+                        r["failures"],
+                        f"{r['rps']:.2f}",
+                        r["p50_ms"],
+                        r["p95_ms"],
+                        r["p99_ms"],
+                    ]
+                )
+
+
+def _chart(
+    path: Path,
+    per_level: dict[str, list[dict[str, float]]],
+    key: str,
+    title: str,
+    ylabel: str,
+    limits: dict[str, float] | None = None,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    for level, recs in per_level.items():
+        xs = [r["t"] for r in recs if r["requests"]]
+        ys = [r[key] for r in recs if r["requests"]]
+        ax.plot(xs, ys, marker=".", label=level, color=COLOURS.get(level))
+        if limits and level in limits:
+            ax.axhline(limits[level], color=COLOURS.get(level), linestyle=":", linewidth=1)
+    ax.set_title(title)
+    ax.set_xlabel("seconds into the run")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if per_level:
+        ax.legend(loc="upper left", fontsize="small", ncol=5)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
+    body = []
+    for r in rows:
+        cls = ' class="bad"' if r.get("_bad") else ""
+        cells = "".join(f"<td>{html.escape(str(r.get(k, '')))}</td>" for k, _ in cols)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def write_report(report_dir: Path, meta: dict[str, Any]) -> Path:
+    """Render the charts, the CSV and ``report.html`` from ``gate.json`` and ``timeline.json``."""
+    gate = json.loads((report_dir / "gate.json").read_text(encoding="utf-8"))
+    timeline = json.loads((report_dir / "timeline.json").read_text(encoding="utf-8"))
+    _, per_level = series(timeline)
+    write_csv(report_dir / "timeline.csv", per_level)
+    slo = meta.get("slo", {})
+    _chart(
+        report_dir / "latency.png",
+        per_level,
+        "p95_ms",
+        "p95 latency per level (dotted: the level's p95 limit)",
+        "ms",
+        {lv: s["p95_ms"] for lv, s in slo.items()},
+    )
+    _chart(report_dir / "throughput.png", per_level, "rps", "throughput per level", "requests/s")
+    _chart(report_dir / "errors.png", per_level, "error_ratio", "error ratio per level", "ratio")
+
+    breached = {(b["level"], b["endpoint"]) for b in gate["breaches"]}
+    level_rows = [
+        {
+            "level": lv,
+            **{k: v for k, v in f.items() if k != "slo"},
+            **{
+                "limits": "p95 {p95_ms:.0f} / p99 {p99_ms:.0f} ms / err {error_ratio:.1%}".format(
+                    **f["slo"]
+                )
+            },
+            "_bad": (lv, None) in breached,
+        }
+        for lv, f in gate["levels"].items()
+    ]
+    ep_rows = [{**e, "_bad": (e["level"], e["endpoint"]) in breached} for e in gate["endpoints"]]
+    fig_cols = [
+        ("requests", "requests"),
+        ("failures", "failures"),
+        ("error_ratio", "error ratio"),
+        ("rps", "req/s"),
+        ("p50_ms", "p50 ms"),
+        ("p95_ms", "p95 ms"),
+        ("p99_ms", "p99 ms"),
+    ]
+    verdict = (
+        '<p class="ok">SLO gate passed</p>'
+        if gate["ok"]
+        else '<p class="badv">SLO gate FAILED</p><ul>'
+        + "".join(f"<li>{html.escape(b['text'])}</li>" for b in gate["breaches"])
+        + "</ul>"
+    )
+    facts = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in meta.items()
+        if k != "slo"
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>govcloud load test: {html.escape(str(meta.get("profile", "")))}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1000px; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
+td, th {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+tr.bad td {{ background: #fdd; }}
+.ok {{ color: #1a7f37; font-weight: bold; font-size: 1.3em; }}
+.badv {{ color: #c00; font-weight: bold; font-size: 1.3em; }}
+</style></head><body>
+<h1>Load test of the online halls — {html.escape(str(meta.get("profile", "")))}</h1>
+{verdict}
+<table>{facts}</table>
+<h2>Per level</h2>
+{_table(level_rows, [("level", "level"), *fig_cols, ("limits", "limits")])}
+<h2>Over time</h2>
+<img src="latency.png" alt="p95 latency per level over time">
+<img src="throughput.png" alt="throughput per level over time">
+<img src="errors.png" alt="error ratio per level over time">
+<h2>Per endpoint</h2>
+{_table(ep_rows, [("level", "level"), ("endpoint", "endpoint"), *fig_cols])}
+<p>Raw data: <a href="timeline.csv">timeline.csv</a>, locust's <a href="locust.html">HTML
+report</a> and <code>stats_*.csv</code>.</p>
+</body></html>
+"""
+    out = report_dir / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out

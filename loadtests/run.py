@@ -1,0 +1,469 @@
+"""Run a load test end to end: resolve the target, issue staff tokens, write the configuration,
+run locust in a subprocess (``--processes`` for local workers), read the gate, write the report.
+
+Locust runs in its own process because it monkey-patches the standard library with gevent at
+import; the CLI process stays a plain Python program and renders the charts afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from govcloud.errors import InputError, OperationError, Problem
+from govcloud.spec.model import LEVELS, Slo, Spec
+from loadtests.config import (
+    CONFIG_ENV,
+    PERSONAS,
+    LevelSlo,
+    RunConfig,
+    parse_duration,
+    read_profiles,
+    resolve_points,
+)
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+_REPO = Path(__file__).resolve().parents[1]
+ADMIN_TOKEN_ENV = "GOVCLOUD_HALL_ADMIN_TOKEN"
+STAFF_PERSONA_ROLES = {
+    "clerk": ["clerk", "backoffice"],
+    "kiosk": ["kiosk"],
+    "hotline": ["hotline"],
+}
+
+
+@dataclass
+class RunOptions:
+    spec: Spec
+    profile: str = "workday"
+    target: str = "local"
+    users: int | None = None
+    rate: float | None = None
+    duration: str | None = None
+    report_dir: Path | None = None
+    processes: int = 1
+    slo: list[str] = field(default_factory=list)
+    level_mix: str | None = None
+    surge_factor: float | None = None
+    admin_token: str | None = None
+    sites_per_level: int = 20
+    think: str = "1-3"
+    min_requests: int = 50
+    max_sessions: int = 1000
+    echo: Callable[[str], None] = print
+    locust_output: bool = True
+
+
+# -- parsing the command line's values --------------------------------------------------------
+
+
+def parse_slo(items: list[str], base: dict[str, LevelSlo]) -> dict[str, LevelSlo]:
+    """``p95=300``, ``county:p99=800``, ``village:err=0.02`` (err, error, error_ratio)."""
+    out = {lv: LevelSlo(**vars(s)) for lv, s in base.items()}
+    keys = {"p95": "p95_ms", "p99": "p99_ms", "err": "error_ratio", "error": "error_ratio"}
+    keys |= {"p95_ms": "p95_ms", "p99_ms": "p99_ms", "error_ratio": "error_ratio"}
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            levels: list[str] = list(out)
+            body = part
+            if ":" in part:
+                lv, body = part.split(":", 1)
+                if lv not in out:
+                    raise InputError(
+                        [
+                            Problem(
+                                "--slo",
+                                f'unknown level "{lv}" in "{part}"; use one of {", ".join(out)}',
+                            )
+                        ]
+                    )
+                levels = [lv]
+            key, eq, raw = body.partition("=")
+            if not eq or key not in keys:
+                raise InputError(
+                    [
+                        Problem(
+                            "--slo", f'expected [level:]p95=MS, p99=MS or err=RATIO, got "{part}"'
+                        )
+                    ]
+                )
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InputError([Problem("--slo", f'not a number: "{raw}" in "{part}"')]) from None
+            if value < 0 or (keys[key] == "error_ratio" and value > 1):
+                raise InputError([Problem("--slo", f'out of range: "{part}"')])
+            for lv in levels:
+                setattr(out[lv], keys[key], value)
+    return out
+
+
+def parse_mix(text: str | None, base: dict[str, float]) -> dict[str, float]:
+    if not text:
+        mix = dict(base)
+    else:
+        mix = dict.fromkeys(base, 0.0)
+        for part in text.split(","):
+            lv, eq, raw = part.strip().partition("=")
+            if not eq or lv not in mix:
+                raise InputError(
+                    [
+                        Problem(
+                            "--level-mix",
+                            f'expected level=weight for the five levels, got "{part}"',
+                        )
+                    ]
+                )
+            try:
+                mix[lv] = float(raw)
+            except ValueError:
+                raise InputError([Problem("--level-mix", f'not a number: "{raw}"')]) from None
+            if mix[lv] < 0:
+                raise InputError([Problem("--level-mix", f'negative weight: "{part}"')])
+    total = sum(mix.values())
+    if total <= 0:
+        raise InputError([Problem("--level-mix", "every level has weight 0")])
+    return {lv: w / total for lv, w in mix.items()}
+
+
+def parse_think(text: str) -> tuple[float, float]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = float(lo), float(hi or lo)
+    except ValueError:
+        raise InputError(
+            [Problem("--think", f'expected seconds "MIN-MAX", got "{text}"')]
+        ) from None
+    if a < 0 or b < a:
+        raise InputError([Problem("--think", f'expected 0 <= MIN <= MAX, got "{text}"')])
+    return a, b
+
+
+# -- sites and targets ---------------------------------------------------------------------------
+
+
+def sites_by_level(spec: Spec) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {lv.value: [] for lv in LEVELS}
+    for pcode, province in spec.regions.items():
+        out["province"].append(pcode)
+        for city in province.cities:
+            out["city"].append(city.code)
+            for county in city.counties:
+                out["county"].append(county.code)
+                for township in county.townships:
+                    out["township"].append(township.code)
+                    out["village"] += [v.code for v in township.villages]
+    return out
+
+
+def sample_sites(all_sites: dict[str, list[str]], per_level: int) -> dict[str, list[str]]:
+    rnd = random.Random(9)
+    return {
+        lv: sorted(codes if len(codes) <= per_level else rnd.sample(codes, per_level))
+        for lv, codes in all_sites.items()
+    }
+
+
+def lab_targets(spec: Spec) -> list[str]:
+    """The lab's hall hosts (role "hall") behind their reverse proxy on port 80."""
+    from infra.plan import make_plan
+
+    plan = make_plan(spec)
+    urls = [f"http://{h.address}" for h in plan.hosts if h.role == "hall"]
+    if not urls:
+        raise InputError(
+            [Problem("datacenter.hosts", 'no host with role "hall": the lab has no hall to test')]
+        )
+    return urls
+
+
+def _ready(url: str) -> str | None:
+    from clusters.apps.hall.devserver import http_json
+
+    try:
+        status, body = http_json("GET", url + "/readyz", timeout=3)
+    except OSError as exc:
+        return f"unreachable ({getattr(exc, 'reason', exc)})"
+    if status != 200:
+        return f"not ready: {body}"
+    return None
+
+
+@contextlib.contextmanager
+def local_hall(
+    spec: Spec, sites: dict[str, list[str]], echo: Callable[[str], None]
+) -> Iterator[Any]:
+    """A throwaway PostgreSQL and hall on loopback, seeded with the sampled sites' catalog."""
+    from clusters.apps.hall.devserver import LocalHall, LocalPostgres
+    from clusters.apps.hall.seedplan import seed_plan
+
+    plan = seed_plan(spec)
+    keep = {c for codes in sites.values() for c in codes}
+    plan["sites"] = [s for s in plan["sites"] if s["code"] in keep or _ancestor(s["code"], keep)]
+    echo(
+        "starting a local PostgreSQL and hall (seeding "
+        f"{sum(sum(b['count'] for b in s['items']) for s in plan['sites'])} guides)"
+    )
+    pg = LocalPostgres().start()
+    hall = None
+    try:
+        hall = LocalHall(pg, extra_env={"HALL_ACCESS_LOG": "off"})
+        hall.seed(plan)
+        hall.start()
+        yield hall
+    finally:
+        if hall is not None:
+            hall.stop()
+        pg.stop()
+
+
+def _ancestor(code: str, keep: set[str]) -> bool:
+    return any(k.startswith(code) and k != code for k in keep)
+
+
+def issue_tokens(
+    targets_of: Callable[[str], str],
+    sites: dict[str, list[str]],
+    admin_token: str,
+    personas: dict[str, float],
+    ready: dict[str, str | None],
+) -> dict[str, dict[str, str]]:
+    from clusters.apps.hall.devserver import http_json
+
+    tokens: dict[str, dict[str, str]] = {}
+    wanted = [p for p in STAFF_PERSONA_ROLES if personas.get(p, 0) > 0]
+    for codes in sites.values():
+        for site in codes:
+            url = targets_of(site)
+            if ready.get(url):
+                continue
+            for persona in wanted:
+                status, body = http_json(
+                    "POST",
+                    url + "/api/admin/staff-tokens",
+                    {
+                        "staff": f"loadtest-{persona}-{site}",
+                        "site": site,
+                        "roles": STAFF_PERSONA_ROLES[persona],
+                        "days": 1,
+                    },
+                    token=admin_token,
+                )
+                if status != 201:
+                    raise OperationError(
+                        f"{url}: cannot issue a {persona} token for site {site}: {status} {body}"
+                    )
+                tokens.setdefault(site, {})[persona] = body["token"]
+    return tokens
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+def build_config(opts: RunOptions, targets: list[str], report_dir: Path) -> RunConfig:
+    profiles = read_profiles()
+    if opts.profile not in profiles["profiles"]:
+        raise InputError(
+            [
+                Problem(
+                    "--profile",
+                    f'unknown profile "{opts.profile}"; known: {", ".join(profiles["profiles"])}',
+                )
+            ]
+        )
+    prof = profiles["profiles"][opts.profile]
+    if opts.users is not None and opts.rate is not None:
+        raise InputError([Problem("--users/--rate", "give one: --users (closed) or --rate (open)")])
+    if opts.users is not None and opts.users < 1:
+        raise InputError([Problem("--users", "expected at least 1")])
+    if opts.rate is not None and opts.rate <= 0:
+        raise InputError([Problem("--rate", "expected a rate above 0 requests/s")])
+    try:
+        duration = parse_duration(opts.duration or str(prof.get("default_duration", "60s")))
+    except ValueError as exc:
+        raise InputError([Problem("--duration", str(exc))]) from None
+    if duration < 2:
+        raise InputError([Problem("--duration", "at least 2 s")])
+    if opts.processes < 1:
+        raise InputError([Problem("--processes", "expected at least 1")])
+    load = opts.spec.load
+    surge = opts.surge_factor if opts.surge_factor is not None else load.surge_factor
+    slo_base = {lv.value: LevelSlo(**load.slo.get(lv, Slo()).model_dump()) for lv in LEVELS}
+    persona_weights = {p: float(profiles.get("personas", {}).get(p, 0)) for p in PERSONAS}
+    all_sites = sites_by_level(opts.spec)
+    sites = sample_sites(all_sites, opts.sites_per_level)
+    mix = parse_mix(opts.level_mix, {lv.value: load.level_mix.get(lv, 0.0) for lv in LEVELS})
+    missing = [lv for lv, w in mix.items() if w > 0 and not sites.get(lv)]
+    if missing:
+        raise InputError(
+            [Problem("load.level_mix", f"levels {missing} have weight but the spec has no sites")]
+        )
+    return RunConfig(
+        profile=opts.profile,
+        points=resolve_points(prof["points"], surge),
+        duration_s=duration,
+        mode="rate" if opts.rate is not None else "users",
+        peak=float(opts.rate if opts.rate is not None else (opts.users or 20)),
+        targets=targets,
+        sites=sites,
+        level_mix=mix,
+        personas=persona_weights,
+        slo=parse_slo(opts.slo, slo_base),
+        processes=opts.processes,
+        think_s=parse_think(opts.think),
+        min_requests=opts.min_requests,
+        max_sessions=opts.max_sessions,
+        report_dir=str(report_dir),
+    )
+
+
+def _run_locust(cfg: RunConfig, report_dir: Path, opts: RunOptions) -> int:
+    config_path = report_dir / "config.json"
+    config_path.write_text(cfg.to_json(), encoding="utf-8")
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--only-summary",
+        "--html",
+        str(report_dir / "locust.html"),
+        "--csv",
+        str(report_dir / "stats"),
+        "--stop-timeout",
+        "3",
+        "--loglevel",
+        "WARNING",
+        "-H",
+        cfg.targets[0],
+    ]
+    if cfg.processes > 1:
+        cmd += ["--processes", str(cfg.processes)]
+    env = dict(os.environ)
+    env[CONFIG_ENV] = str(config_path)
+    env["PYTHONPATH"] = str(_REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    out = None if opts.locust_output else subprocess.DEVNULL
+    log = open(report_dir / "locust.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env=env, stdout=out or log, stderr=log, start_new_session=True)
+    try:
+        return proc.wait(timeout=cfg.duration_s + 90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise OperationError(
+            f"locust did not stop within {cfg.duration_s + 90:.0f} s; see {report_dir}/locust.log"
+        ) from None
+    finally:
+        log.close()
+
+
+def run(opts: RunOptions) -> dict[str, Any]:
+    """Run one load test; return the verdict, the figures and where the report is."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report_dir = opts.report_dir or Path("loadtest-reports") / f"{opts.profile}-{stamp}"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("gate.json", "timeline.json"):
+        (report_dir / stale).unlink(missing_ok=True)
+    # validate everything before starting anything
+    build_config(opts, ["http://placeholder"], report_dir)
+
+    with contextlib.ExitStack() as stack:
+        admin = opts.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+        if opts.target == "local":
+            cfg0 = build_config(opts, ["http://placeholder"], report_dir)
+            hall = stack.enter_context(local_hall(opts.spec, cfg0.sites, opts.echo))
+            targets = [hall.url]
+            admin = hall.admin_token
+        elif opts.target == "lab":
+            targets = lab_targets(opts.spec)
+        elif opts.target.startswith(("http://", "https://")):
+            targets = [u.strip().rstrip("/") for u in opts.target.split(",") if u.strip()]
+        else:
+            raise InputError(
+                [Problem("--target", f'expected local, lab or http(s)://URL, got "{opts.target}"')]
+            )
+        cfg = build_config(opts, targets, report_dir)
+        ready = {url: _ready(url) for url in targets}
+        for url, why in ready.items():
+            if why:
+                opts.echo(f"warning: {url} is {why}; running anyway (the gate will judge)")
+        needs_staff = any(cfg.personas.get(p, 0) > 0 for p in STAFF_PERSONA_ROLES)
+        if needs_staff and not admin and any(not why for why in ready.values()):
+            raise InputError(
+                [
+                    Problem(
+                        "--admin-token",
+                        f"the clerk, kiosk and hotline personas need staff tokens: pass the hall's "
+                        f"admin token (HALL_ADMIN_TOKEN on the hosts) with --admin-token or "
+                        f"${ADMIN_TOKEN_ENV}",
+                    )
+                ]
+            )
+        if needs_staff and admin:
+            cfg.tokens = issue_tokens(cfg.url_of, cfg.sites, admin, cfg.personas, ready)
+        mode = (
+            f"open model, peak {cfg.peak:g} requests/s"
+            if cfg.mode == "rate"
+            else f"closed model, peak {cfg.peak:g} users"
+        )
+        opts.echo(
+            f"running {cfg.profile} for {cfg.duration_s:g} s against {', '.join(targets)} "
+            f"({mode}, top of the curve x{max(v for _, v in cfg.points):g}, "
+            f"{cfg.processes} process(es))"
+        )
+        started = time.time()
+        rc = _run_locust(cfg, report_dir, opts)
+        wall = time.time() - started
+
+    gate_path = report_dir / "gate.json"
+    if not gate_path.exists():
+        tail = (report_dir / "locust.log").read_text(errors="replace")[-1500:]
+        raise OperationError(f"locust exited with {rc} without a verdict; its log ends:\n{tail}")
+    gate = json.loads(gate_path.read_text(encoding="utf-8"))
+    from loadtests.report import write_report
+
+    meta = {
+        "profile": cfg.profile,
+        "targets": ", ".join(targets),
+        "model": mode,
+        "duration_s": cfg.duration_s,
+        "processes": cfg.processes,
+        "level mix": ", ".join(f"{k} {v:.0%}" for k, v in cfg.level_mix.items()),
+        "sites per level": ", ".join(f"{k} {len(v)}" for k, v in cfg.sites.items()),
+        "slo": {k: vars(v) for k, v in cfg.slo.items()},
+    }
+    page = write_report(report_dir, meta)
+    totals = {
+        "requests": sum(f["requests"] for f in gate["levels"].values()),
+        "failures": sum(f["failures"] for f in gate["levels"].values()),
+    }
+    return {
+        "ok": bool(gate["ok"]) and rc == 0,
+        "locust_exit": rc,
+        "breaches": [b["text"] for b in gate["breaches"]],
+        "levels": gate["levels"],
+        "requests": totals["requests"],
+        "failures": totals["failures"],
+        "rps": round(totals["requests"] / cfg.duration_s, 1),
+        "wall_s": round(wall, 1),
+        "report": str(page),
+        "report_dir": str(report_dir),
+    }
+
+
+__all__ = ["RunOptions", "parse_slo", "run"]
