@@ -511,6 +511,12 @@ def _ensure_host(
             lab.lxc.stop(cname, timeout=20)
             return Change("host", h.name, "changed", "re-attached to " + ", ".join(rewire)), True
         if state == "RUNNING":
+            if f"/{image}/rootfs:" not in current:
+                # Kept as it is (its disk holds state); new hosts get the new image.
+                say(
+                    f"host {h.name}: still layered on an older image "
+                    f"(`lab down` then `lab up` moves it to {image})"
+                )
             return Change("host", h.name, "unchanged"), False
         return Change("host", h.name, "started", f"was {state}"), True
     if state not in ("STOPPED", "MISSING"):

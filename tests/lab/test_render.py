@@ -208,3 +208,26 @@ def test_point_to_point_31_uses_both_addresses() -> None:
         ),
     )
     render.check_topology(topo)
+
+
+def test_upper_dir_of_an_overlay_clone() -> None:
+    from infra.lab.lab import _upper_dir
+
+    cfg = "lxc.rootfs.path = overlay:/l/img/rootfs:/l/c1/overlay/delta\n"
+    assert _upper_dir(cfg, Path("/l/c1")) == Path("/l/c1/overlay/delta")
+    assert _upper_dir("", Path("/l/c1")) == Path("/l/c1/overlay/delta")
+
+
+def test_status_probes_from_the_router_first() -> None:
+    from infra.lab.lab import _peer
+
+    state = LabState("sample", "/x")
+    state.record(sample_topology())
+    running = dict.fromkeys(state.hosts, "RUNNING")
+    assert _peer(state, "web", running) == ("r1", "10.255.2.10")
+    assert _peer(state, "r1", running) in {
+        ("bastion", "10.255.1.1"),
+        ("app1", "10.255.3.1"),
+        ("web", "10.255.2.1"),
+    }
+    assert _peer(state, "web", {**running, "r1": "STOPPED"}) is None
