@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,3 +28,40 @@ def lab_raw(_lab_raw: dict[str, Any]) -> dict[str, Any]:
 def guizhou_raw() -> dict[str, Any]:
     """The Guizhou-scale spec's raw mapping (do not mutate: it is shared)."""
     return generate("guizhou")
+
+
+LAB_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lab.yaml"
+
+
+def lab_unusable() -> str | None:
+    """Why the lab cannot run here, or None."""
+    import shutil
+
+    from infra.lab import lxc
+
+    if not lxc.is_root():
+        return "the lab needs root"
+    if shutil.which("lxc-create") is None:
+        return "LXC is not installed (make deps installs it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spec_lab() -> Iterator[Any]:
+    """The lab of the lab spec, up once for the whole test run, torn down at its end
+    (kept when GOVCLOUD_KEEP_LAB=1, for a quicker next run)."""
+    reason = lab_unusable()
+    if reason:
+        pytest.skip(reason)
+    from govcloud.spec import load_spec
+    from infra.lab.from_plan import plan_topology
+    from infra.lab.lab import Lab, down, up
+
+    topo = plan_topology(load_spec(LAB_SPEC))
+    up(topo)
+    yield topo
+    if not os.environ.get("GOVCLOUD_KEEP_LAB"):
+        down(topo.name)
+        lab = Lab(topo.name)
+        left = lab.our_containers() + lab.our_bridges()
+        assert not left, f"lab down left {left}"

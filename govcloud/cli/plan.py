@@ -247,19 +247,23 @@ def net_verify(
 
 
 def _print_matrix(outcomes: list[Any]) -> None:
-    sources = list(dict.fromkeys(o.check.src for o in outcomes))
-    targets = list(dict.fromkeys(o.check.dst for o in outcomes))
-    cells: dict[tuple[str, str], list[str]] = {}
+    """One row per source: what opened towards each host (✗ marks a difference from the plan)."""
+    rows: dict[str, dict[str, list[str]]] = {}
+    closed: dict[str, int] = {}
     for o in outcomes:
         port = str(o.check.port) if o.check.port else o.check.proto
+        row = rows.setdefault(o.check.src, {})
         if not o.ok:
-            cells.setdefault((o.check.src, o.check.dst), []).append(f"[red]✗{port}[/]")
+            row.setdefault(o.check.dst, []).append(f"[red]✗{port}[/]")
         elif o.opened:
-            cells.setdefault((o.check.src, o.check.dst), []).append(port)
-    table = Table(title="net verify: ports that opened (✗ = differs from the plan)")
-    table.add_column("from \\ to")
-    for t in targets:
-        table.add_column(t, overflow="fold")
-    for s in sources:
-        table.add_row(s, *(" ".join(cells.get((s, t), [])) or "·" for t in targets))
+            row.setdefault(o.check.dst, []).append(port)
+        else:
+            closed[o.check.src] = closed.get(o.check.src, 0) + 1
+    table = Table(title="net verify: what each source reached (everything else stayed closed)")
+    table.add_column("from")
+    table.add_column("opened: host ports")
+    table.add_column("closed", justify="right")
+    for src, row in rows.items():
+        opened = "; ".join(f"{dst} {','.join(ports)}" for dst, ports in row.items()) or "·"
+        table.add_row(src, opened, str(closed.get(src, 0)))
     console.print(table)
