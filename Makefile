@@ -15,9 +15,11 @@ deps:  ## install Debian packages and the virtualenv (idempotent)
 tools:  ## build or reuse the Pulumi CLI and the Kubernetes tools (in $(GOVCLOUD_CACHE)/bin; seconds when cached)
 	@toolchain/build
 
-up: deps tools  ## bring the lab up and run the main job (for now: validate and show the lab spec)
+up: deps tools  ## bring the lab up and run the main job: plan, lab, host configuration, checks
 	$(BIN)/govcloud spec validate
-	$(BIN)/govcloud spec show
+	$(BIN)/govcloud plan -o state/plan
+	$(BIN)/govcloud lab up
+	$(BIN)/govcloud net verify
 
 test: deps lint tools  ## lint, then every test (unit and integration)
 	$(BIN)/pytest
@@ -25,10 +27,11 @@ test: deps lint tools  ## lint, then every test (unit and integration)
 test-unit: deps  ## the fast unit tests alone
 	$(BIN)/pytest -m unit
 
-lint: deps  ## ruff and mypy
+lint: deps  ## ruff, mypy and ansible-lint (production profile)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd playbooks && ../$(BIN)/ansible-lint --profile production --offline -q .
 
 bench: deps  ## benchmarks, each reported as a ratio against a baseline in the same run
 	$(BIN)/python -m bench

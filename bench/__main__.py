@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ["spec_validate", "plan_guizhou"]
+BENCHES = ["spec_validate", "plan_guizhou", "lab_updown"]
 
 
 def main(argv: list[str]) -> int:

@@ -9,12 +9,12 @@ extranet 10.0.0.0/8 (with 10 % headroom); the baseline uses the same settings, l
 from __future__ import annotations
 
 from bench.common import Result, best_of
-from govcloud.spec import parse
+from govcloud.spec import Spec, parse
 from govcloud.spec.generate import generate
 from infra.plan import make_plan, render_files
 
 
-def _spec(scale: float):  # type: ignore[no-untyped-def]
+def _spec(scale: float) -> Spec:
     raw = generate("guizhou", scale=scale)
     raw["network"]["allocation"] = {"headroom": 0.1, "hall_lan_hosts": {"village": 6}}
     return parse(raw)

@@ -15,6 +15,7 @@ from infra.network.addressing import AddressPlan, cidr, parse_cidr
 from infra.network.zones import ROLE_ZONE, Zone, dept_zone
 
 FIRST_HOST = 10  # hosts of a segment start at .10; .1 is the router
+ADMIN_USER = "ops"  # the administrator account of every host (no root login)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,9 @@ from typing import Any
 from govcloud.paths import state_dir
 from govcloud.spec.model import Spec
 from infra.hosts.runner import Connection, RunResult, run_playbook
-from infra.inventory import ansible_inventory
+from infra.inventory import ADMIN_USER, ansible_inventory
 from infra.plan import Plan, make_plan, read_previous, write_plan
 from security.access import ssh_config
-
-ADMIN_USER = "ops"  # the administrator account every host has (no root login)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from govcloud.errors import OperationError
+from infra.inventory import ADMIN_USER
 from infra.lab import lxc as lx
 from infra.lab import render
 from infra.lab.lxc import Lxc
@@ -451,6 +452,12 @@ def _host_files(topo: Topology, h: LabHost, pubkey: str) -> dict[str, tuple[str,
         "etc/network/interfaces": (render.interfaces_file(h), 0o644),
         "etc/sysctl.d/90-govcloud-lab.conf": (render.sysctl_file(h), 0o644),
         "root/.ssh/authorized_keys": (pubkey + "\n", 0o600),
+        # keys live under /etc (root-owned), so no user can add one of their own
+        f"etc/ssh/authorized_keys/{ADMIN_USER}": (pubkey + "\n", 0o644),
+        "etc/ssh/sshd_config.d/20-govcloud-authorized-keys.conf": (
+            "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys/%u\n",
+            0o644,
+        ),
         "etc/ssh/sshd_config.d/10-govcloud-hostkey.conf": (
             "HostKey /etc/ssh/ssh_host_ed25519_key\n",
             0o644,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from govcloud.errors import OperationError
+from infra.inventory import ADMIN_USER
 from infra.lab.lxc import Lxc, locked, tail
 
 RELEASE = "bookworm"
@@ -37,12 +38,15 @@ PACKAGES: tuple[str, ...] = (
     "less",
     "procps",
     "postgresql",  # enabled on hosts of the "hall" profile only
+    "libpam-pwquality",  # password complexity (the baseline role configures it)
+    "logrotate",
 )
+
 # Installed but not started by default: postgresql (hall hosts enable it); auditd (the kernel's
 # audit is not namespaced: one auditd per container would fight over the machine's audit log).
 DISABLED = ("postgresql.service", "auditd.service")
 ENABLED = ("nftables.service", "ssh.service")
-BAKE_VERSION = "1"
+BAKE_VERSION = "2"
 READY = "govcloud-image-ready"
 BUILD_TIMEOUT = 1800.0
 
@@ -187,6 +191,12 @@ def bake(root: Path) -> None:
         _chroot(root, ["systemctl", "disable", unit], check=False)
     for unit in ENABLED:
         _chroot(root, ["systemctl", "enable", unit])
+    # The administrator account: no password (locked), sudo; its key is placed per host.
+    if f"\n{ADMIN_USER}:" not in "\n" + (root / "etc/passwd").read_text():
+        _chroot(root, ["useradd", "--create-home", "--shell", "/bin/bash", ADMIN_USER])
+    sudoers = root / "etc/sudoers.d" / f"govcloud-{ADMIN_USER}"
+    sudoers.write_text(f"{ADMIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+    sudoers.chmod(0o440)
     # The same host keys in every clone would defeat host-key checking: clones get their own.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
