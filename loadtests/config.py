@@ -10,7 +10,7 @@ import itertools
 import json
 import os
 import re
-import zlib
+import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,8 @@ class RunConfig:
         """The hall serving a site: sites are spread over the targets by a stable hash."""
         if len(self.targets) == 1:
             return self.targets[0]
-        return self.targets[zlib.crc32(site.encode()) % len(self.targets)]
+        digest = hashlib.sha1(site.encode()).digest()
+        return self.targets[int.from_bytes(digest[:4], "big") % len(self.targets)]
 
     def load_at(self, elapsed: float) -> float:
         """The load (users or requests/s) ``elapsed`` seconds into the run."""

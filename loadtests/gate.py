@@ -108,7 +108,7 @@ def evaluate(stats: RequestStats, slo: dict[str, LevelSlo], min_requests: int = 
             merged[level] = StatsEntry(stats, level, "", use_response_times_cache=False)
         merged[level].extend(entry)
         per_endpoint.append(
-            (level, f"{method} {endpoint}" if method != "ARRIVAL" else endpoint, entry)
+            (level, endpoint, entry)  # the name carries the method already
         )
 
     result = GateResult(ok=True)

@@ -43,6 +43,22 @@ def remember_case(site: str, code: str) -> None:
     pool.append(code)
 
 
+_CREDIT: dict[str, float] = {}
+
+
+def next_level(cfg: RunConfig) -> str:
+    """The level of the next user of this process: smooth weighted round robin over the mix,
+    so even a handful of users follows the olive shape (and every level with weight shows up)."""
+    total = 0.0
+    for lv, w in cfg.level_mix.items():
+        if w > 0 and cfg.sites.get(lv):
+            _CREDIT[lv] = _CREDIT.get(lv, 0.0) + w
+            total += w
+    best = max(_CREDIT, key=lambda lv: _CREDIT[lv])
+    _CREDIT[best] -= total
+    return best
+
+
 def pick_level(cfg: RunConfig) -> str:
     """A level drawn by the mix, among the levels that have sites in this run."""
     levels = [lv for lv in cfg.level_mix if cfg.sites.get(lv) and cfg.level_mix[lv] > 0]
@@ -61,7 +77,7 @@ class Persona(FastHttpUser):
 
     def __init__(self, environment: Any, level: str | None = None) -> None:
         cfg = config()
-        self.level = level or pick_level(cfg)
+        self.level = level or next_level(cfg)
         self.site = random.choice(cfg.sites[self.level])
         self.host = cfg.url_of(self.site)
         self.token: str | None = cfg.tokens.get(self.site, {}).get(self.persona)

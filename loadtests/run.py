@@ -270,6 +270,51 @@ def issue_tokens(
     return tokens
 
 
+def prefill_backlog(
+    url_of: Callable[[str], str],
+    sites: dict[str, list[str]],
+    ready: dict[str, str | None],
+    per_site: int = 3,
+) -> int:
+    """File a few applications at every sampled site before the run, so window clerks have a
+    queue from the first second (a hall always has one). Returns how many were filed."""
+    import secrets
+
+    from clusters.apps.hall.devserver import http_json
+
+    tokens: dict[str, str] = {}
+    filed = 0
+    for codes in sites.values():
+        for site in codes:
+            url = url_of(site)
+            if ready.get(url):
+                continue
+            if url not in tokens:
+                status, body = http_json(
+                    "POST",
+                    url + "/api/accounts",
+                    {
+                        "login": f"backlog-{secrets.token_hex(6)}",
+                        "name": "压测积压件申请人",
+                        "password": secrets.token_urlsafe(16),
+                    },
+                )
+                if status != 201:
+                    raise OperationError(f"{url}: cannot register the backlog account: {body}")
+                tokens[url] = body["token"]
+            status, page = http_json("GET", f"{url}/api/sites/{site}/items?limit={per_site}")
+            if status != 200:
+                raise OperationError(f"{url}: no catalog for site {site}: {status} {page}")
+            for item in page["items"]:
+                status, body = http_json(
+                    "POST", url + "/api/cases", {"item": item["code"]}, tokens[url]
+                )
+                if status != 201:
+                    raise OperationError(f"{url}: cannot file a backlog case: {status} {body}")
+                filed += 1
+    return filed
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -416,6 +461,8 @@ def run(opts: RunOptions) -> dict[str, Any]:
             )
         if needs_staff and admin:
             cfg.tokens = issue_tokens(cfg.url_of, cfg.sites, admin, cfg.personas, ready)
+        if cfg.personas.get("clerk", 0) > 0:
+            prefill_backlog(cfg.url_of, cfg.sites, ready)
         mode = (
             f"open model, peak {cfg.peak:g} requests/s"
             if cfg.mode == "rate"
