@@ -6,11 +6,11 @@ neither the spec model nor the CLI, and workers forked by ``--processes`` read t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import re
-import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

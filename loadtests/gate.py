@@ -99,7 +99,7 @@ def _check(level: str, endpoint: str | None, fig: dict[str, Any], slo: LevelSlo)
 def evaluate(stats: RequestStats, slo: dict[str, LevelSlo], min_requests: int = 50) -> GateResult:
     merged: dict[str, StatsEntry] = {}
     per_endpoint: list[tuple[str, str, StatsEntry]] = []
-    for (name, method), entry in stats.entries.items():
+    for (name, _method), entry in stats.entries.items():
         level = level_of(name)
         if level is None:
             continue

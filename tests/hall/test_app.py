@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -338,4 +340,52 @@ def test_staff_token_command(hall: LocalHall) -> None:
     ).strip()
     assert token.startswith("hall_s_")
     status, me = http_json("GET", hall.url + "/api/me", token=token)
+    assert status == 200
     assert me == {"kind": "staff", "id": "wang", "roles": ["supervisor"], "site": "5203"}
+
+
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def _debian_python_ready() -> bool:
+    import subprocess
+
+    if not os.path.exists(DEBIAN_PYTHON):
+        return False
+    probe = subprocess.run(
+        [DEBIAN_PYTHON, "-c", "import aiohttp, asyncpg"], capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(
+    not _debian_python_ready(),
+    reason="Debian's python3-aiohttp and python3-asyncpg are not installed on this machine",
+)
+def test_runs_on_debian_packages_as_on_a_hall_host(
+    pg: LocalPostgres, seeded: dict[str, int], tmp_path: Path
+) -> None:
+    """The package copied alone to a directory and run by Debian's python3 with Debian's
+    aiohttp and asyncpg (bookworm: 3.8 and 0.27), as the systemd unit runs it."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[2] / "clusters" / "apps" / "hall"
+    shutil.copytree(src, tmp_path / "hall", ignore=shutil.ignore_patterns("__pycache__"))
+    debian = LocalHall(
+        pg,
+        command=(DEBIAN_PYTHON, "-m", "hall"),
+        extra_env={"PYTHONPATH": str(tmp_path), "PYTHONNOUSERSITE": "1", "VIRTUAL_ENV": ""},
+    )
+    debian.start()
+    try:
+        status, version = http_json("GET", debian.url + "/readyz")
+        assert status == 200 and version["schema"] == schema.LATEST
+        citizen = _account(debian)
+        clerk = _staff(debian, "5203", "clerk", "backoffice")
+        code = _apply(debian, citizen, "5203")
+        assert _act(debian, clerk, code, "accept")[1]["state"] == "in_progress"
+        assert _act(debian, clerk, code, "approve")[1]["state"] == "completed"
+        status, text = http_json("GET", debian.url + "/metrics", token=debian.admin_token)
+        assert 'route="act",method="POST",status="200"} 2' in text
+    finally:
+        debian.stop()

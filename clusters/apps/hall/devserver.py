@@ -152,9 +152,14 @@ def hall_env(dsn: str, port: int, admin_token: str, **extra: str) -> dict[str, s
     return env
 
 
-def run_hall(args: list[str], env: dict[str, str], timeout: float = 600) -> str:
+def run_hall(
+    args: list[str],
+    env: dict[str, str],
+    timeout: float = 600,
+    command: tuple[str, ...] = (sys.executable, "-m", "clusters.apps.hall"),
+) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "clusters.apps.hall", *args],
+        [*command, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -198,6 +203,9 @@ class LocalHall:
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: how to start the app: from the repository by default; ("/usr/bin/python3", "-m", "hall")
+    #: with PYTHONPATH at a copy of the package runs it as a hall host does
+    command: tuple[str, ...] = (sys.executable, "-m", "clusters.apps.hall")
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -211,7 +219,9 @@ class LocalHall:
     def seed(self, plan: dict[str, Any]) -> dict[str, int]:
         path = self.pg.root / "seed-plan.json"
         path.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
-        out: dict[str, int] = json.loads(run_hall(["seed", str(path)], self.env()))
+        out: dict[str, int] = json.loads(
+            run_hall(["seed", str(path)], self.env(), command=self.command)
+        )
         return out
 
     def start(self, timeout: float = 30) -> LocalHall:
@@ -220,7 +230,7 @@ class LocalHall:
         env.setdefault("HALL_ACCESS_LOG", str(self.pg.root / f"access-{self.port}.jsonl"))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "clusters.apps.hall", "serve"],
+                [*self.command, "serve"],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
