@@ -10,6 +10,8 @@ the ssh_config, never passwords).
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +123,10 @@ def _timestamp(event: dict[str, Any]) -> float:
 
 
 def _message(res: dict[str, Any]) -> str:
+    for item in res.get("results", []) or []:  # a loop: the first item that failed
+        if isinstance(item, dict) and item.get("failed"):
+            label = item.get("_ansible_item_label", item.get("item", ""))
+            return f"{label}: {_message(item)}"
     for key in ("msg", "stderr", "module_stderr", "reason"):
         value = res.get(key)
         if value:
@@ -195,6 +201,10 @@ def run_playbook(
             r.skipped += 1
         return True
 
+    # ansible-playbook comes with ansible-core, next to the interpreter running govcloud
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     start = time.monotonic()
     try:
         result = ansible_runner.run(
