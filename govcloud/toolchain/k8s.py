@@ -392,7 +392,7 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-def _start(cfg: ClusterConfig, component: str, argv: list[str]) -> int:
+def _start(cfg: ClusterConfig, component: str, argv: list[str]) -> subprocess.Popen[bytes]:
     log = cfg.log_file(component).open("ab")
     try:
         proc = subprocess.Popen(
@@ -409,7 +409,7 @@ def _start(cfg: ClusterConfig, component: str, argv: list[str]) -> int:
     finally:
         log.close()
     cfg.pid_file(component).write_text(f"{proc.pid}\n")
-    return proc.pid
+    return proc
 
 
 def _ssl_context(cfg: ClusterConfig, client_cert: str) -> ssl.SSLContext:
@@ -432,7 +432,7 @@ def probe(url: str, ctx: ssl.SSLContext, timeout: float = 3.0) -> tuple[int, str
 def _wait(
     cfg: ClusterConfig,
     component: str,
-    pid: int,
+    alive: Callable[[], bool],
     check: Callable[[], tuple[int, str]],
     want: Callable[[int, str], bool],
     timeout: float,
@@ -440,7 +440,7 @@ def _wait(
     deadline = time.monotonic() + timeout
     last: tuple[int, str] = (0, "no answer yet")
     while time.monotonic() < deadline:
-        if not _is_ours(cfg, pid, component):
+        if not alive():
             raise OperationError(
                 f"{component} exited while starting; last lines of "
                 f"{cfg.log_file(component)}:\n{_tail(cfg.log_file(component))}"
@@ -454,6 +454,14 @@ def _wait(
         f"{last[0]} {last[1][:300]}); last lines of {cfg.log_file(component)}:\n"
         f"{_tail(cfg.log_file(component))}"
     )
+
+
+def _child_alive(proc: subprocess.Popen[bytes]) -> Callable[[], bool]:
+    return lambda: proc.poll() is None
+
+
+def _pid_alive(cfg: ClusterConfig, pid: int, component: str) -> Callable[[], bool]:
+    return lambda: _is_ours(cfg, pid, component)
 
 
 def _healthy(code: int, body: str) -> bool:
@@ -503,9 +511,14 @@ def up(cfg: ClusterConfig, timeout: float = 180.0) -> dict[str, Any]:
         for c in COMPONENTS:
             pid = running[c]
             if pid is None:
-                pid = _start(cfg, c, argv[c])
+                # Our own child: poll() knows at once when it exits (/proc may still show the
+                # forked python for a moment before exec).
+                proc = _start(cfg, c, argv[c])
                 started.append(c)
-            _wait(cfg, c, pid, checks[c], _healthy, timeout)
+                alive = _child_alive(proc)
+            else:
+                alive = _pid_alive(cfg, pid, c)
+            _wait(cfg, c, alive, checks[c], _healthy, timeout)
     except BaseException:
         for c in reversed(started):
             _stop(cfg, c)

@@ -32,16 +32,17 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 90) -> Any:
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-def pod(name: str, cpu: str, memory: str = "128Mi", privileged: bool = False) -> dict[str, Any]:
-    sc: dict[str, Any] = {
-        "allowPrivilegeEscalation": False,
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-    if privileged:
-        sc = {"privileged": True}
+def pod(
+    name: str, cpu: str, memory: str = "128Mi", sc: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    if sc is None:  # what the restricted Pod Security level asks for
+        sc = {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -138,11 +139,20 @@ def test_pod_over_quota_is_refused_through_kubectl(k8s_cluster: Cluster, tenant:
     assert "exceeded quota: tenant" in r.stderr
 
 
-def test_pod_security_refuses_a_privileged_pod(api: client.CoreV1Api, tenant: str) -> None:
+def test_pod_security_refuses_a_pod_below_restricted(api: client.CoreV1Api, tenant: str) -> None:
     with pytest.raises(ApiException) as exc:
-        api.create_namespaced_pod(tenant, pod("priv", "100m", privileged=True))
+        api.create_namespaced_pod(tenant, pod("loose", "100m", sc={}))
     assert exc.value.status == 403
-    assert 'violates PodSecurity "restricted:latest"' in exc.value.body
+    message = json.loads(exc.value.body)["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message
+    assert "allowPrivilegeEscalation != false" in message
+
+
+def test_privileged_containers_are_disallowed_outright(api: client.CoreV1Api, tenant: str) -> None:
+    with pytest.raises(ApiException) as exc:
+        api.create_namespaced_pod(tenant, pod("priv", "100m", sc={"privileged": True}))
+    assert exc.value.status == 422
+    assert "disallowed by cluster policy" in exc.value.body
 
 
 def test_rbac_denies_until_a_role_is_bound(k8s_cluster: Cluster, tenant: str) -> None:
