@@ -50,6 +50,10 @@ class ArrivalDriver(User):
         next_at = time.monotonic()
         while True:
             now = time.monotonic()
+            if now - self.t0 >= cfg.duration_s:
+                # the run is over: no new arrivals while locust lets the last ones finish
+                gevent.sleep(1)
+                continue
             rate = cfg.load_at(now - self.t0) / share
             if rate <= 0:
                 gevent.sleep(0.05)
