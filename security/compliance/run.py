@@ -128,11 +128,7 @@ def _chart(outcomes: list[Outcome], path: Path) -> None:
         ax.set_title(f"grade-3 checks {title}")
         ax.tick_params(axis="x", rotation=60 if attr == "host" else 0)
         ax.legend()
-    a.set_xlabel(
-        "families: "
-        + ", ".join(f"{i + 1}" for i in range(len(families)))
-        + " (numbered as in the report)"
-    )
+    a.set_xlabel("control family (numbered as in report.md)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
