@@ -39,8 +39,12 @@ def _show(st: dict[str, Any]) -> None:
     for name, c in st["components"].items():
         mark = "[green]running[/]" if c["running"] else "[red]stopped[/]"
         pid = f" (pid {c['pid']})" if c["pid"] else ""
-        console.print(f"{name:<24} {mark}{pid}", highlight=False)
-    console.print(f"server      {st['server']}  readyz: {escape(st['readyz'])}", highlight=False)
+        console.print(f"{name:<24} {mark}{pid}", highlight=False, soft_wrap=True)
+    console.print(
+        f"server      {st['server']}  readyz: {escape(st['readyz'])}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"kubeconfig  {st['kubeconfig']}", highlight=False)
 
 

@@ -365,7 +365,7 @@ def _is_ours(cfg: ClusterConfig, pid: int, component: str) -> bool:
     return (
         bool(argv)
         and Path(argv[0]).name == component
-        and any(str(cfg.state_dir) in a for a in argv[1:])
+        and any(f"{cfg.state_dir}/" in a for a in argv[1:])
     )
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +138,35 @@ def test_a_pid_file_naming_a_stranger_is_not_trusted(cfg: k8s.ClusterConfig) -> 
     assert k8s.running_pid(cfg, "etcd") is None
     assert k8s.down(cfg)["etcd"] == "not running"
     assert not cfg.pid_file("etcd").exists()
+
+
+def test_down_stops_exactly_our_process(tmp_path: Path) -> None:
+    """A process counts as ours by its name and an argument inside our state dir; a sibling
+    directory whose name merely starts the same is not ours."""
+    fake = tmp_path / "bin" / "etcd"
+    fake.parent.mkdir()
+    fake.symlink_to(sys.executable)  # a process whose argv[0] is .../etcd
+    cfg = k8s.ClusterConfig(tmp_path / "k8s0")
+    sibling = k8s.ClusterConfig(tmp_path / "k8s")
+    proc = subprocess.Popen(
+        [str(fake), "-c", "import time; time.sleep(60)", f"--data-dir={cfg.state_dir}/etcd"]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not k8s._is_ours(cfg, proc.pid, "etcd") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert k8s._is_ours(cfg, proc.pid, "etcd")
+        assert not k8s._is_ours(sibling, proc.pid, "etcd")
+        assert not k8s._is_ours(cfg, proc.pid, "kube-apiserver")
+        cfg.run.mkdir(parents=True)
+        cfg.pid_file("etcd").write_text(f"{proc.pid}\n")
+        sibling.run.mkdir(parents=True)
+        sibling.pid_file("etcd").write_text(f"{proc.pid}\n")
+        assert k8s.down(sibling)["etcd"] == "not running"
+        assert proc.poll() is None
+        assert k8s.down(cfg)["etcd"] == "stopped"
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+        assert not cfg.pid_file("etcd").exists()
+    finally:
+        proc.kill()
+        proc.wait()
