@@ -9,6 +9,7 @@ the ssh_config, never passwords).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -149,8 +150,36 @@ def run_playbook(
     path = PLAYBOOKS / playbook
     if not path.is_file():
         raise InputError(f"no playbook {playbook} under playbooks/")
-    data = data_dir or state_dir() / "ansible"
+    # one private data dir per playbook (its artifacts rotate there), and one run at a time in it
+    data = data_dir or state_dir() / "ansible" / Path(playbook).stem
     (data / "inventory").mkdir(parents=True, exist_ok=True)
+    with (data / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _run(
+            path,
+            playbook,
+            data,
+            inventory,
+            connection,
+            limit=limit,
+            check=check,
+            extravars=extravars,
+            progress=progress,
+        )
+
+
+def _run(
+    path: Path,
+    playbook: str,
+    data: Path,
+    inventory: dict[str, Any],
+    connection: Connection,
+    *,
+    limit: str | None,
+    check: bool,
+    extravars: dict[str, Any] | None,
+    progress: Callable[[str], None] | None,
+) -> RunResult:
     inv = data / "inventory" / "hosts.yml"
     inv.write_text(yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False))
     say = progress or (lambda _m: None)
