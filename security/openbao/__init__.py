@@ -1,0 +1,2 @@
+"""OpenBao: the client wrapper (:mod:`.client`) and the cluster on the identity hosts
+(:mod:`.cluster`)."""
