@@ -43,6 +43,8 @@ class RunConfig:
     personas: dict[str, float]
     slo: dict[str, LevelSlo]
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # site -> persona -> token
+    #: accounts registered before the run, per kind: [{"login", "password", "token"}, ...]
+    accounts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     processes: int = 1
     think_s: tuple[float, float] = (1.0, 3.0)
     min_requests: int = 50  # an endpoint is gated alone from this many requests

@@ -60,6 +60,7 @@ class RunOptions:
     think: str = "1-3"
     min_requests: int = 50
     max_sessions: int = 1000
+    accounts: int = 20  # accounts per kind registered before the run
     echo: Callable[[str], None] = print
     locust_output: bool = True
 
@@ -270,6 +271,36 @@ def issue_tokens(
     return tokens
 
 
+def register_accounts(
+    targets: list[str], ready: dict[str, str | None], per_kind: dict[str, int]
+) -> dict[str, list[dict[str, str]]]:
+    """Accounts for the citizen and enterprise sessions, registered before the clock starts, on
+    every target (each hall has its own accounts, so a login is per target)."""
+    import secrets
+
+    from clusters.apps.hall.devserver import http_json
+
+    live = [u for u in targets if not ready.get(u)]
+    accounts: dict[str, list[dict[str, str]]] = {}
+    if len(live) != 1:
+        return accounts  # several halls: sessions register on their own hall
+    url = live[0]
+    for kind, n in per_kind.items():
+        for _ in range(n):
+            login, password = f"lt-{secrets.token_hex(6)}", secrets.token_urlsafe(12)
+            status, body = http_json(
+                "POST",
+                url + "/api/accounts",
+                {"kind": kind, "login": login, "name": "压测用户", "password": password},
+            )
+            if status != 201:
+                raise OperationError(f"{url}: cannot register a {kind} account: {status} {body}")
+            accounts.setdefault(kind, []).append(
+                {"login": login, "password": password, "token": body["token"]}
+            )
+    return accounts
+
+
 def prefill_backlog(
     url_of: Callable[[str], str],
     sites: dict[str, list[str]],
@@ -463,6 +494,11 @@ def run(opts: RunOptions) -> dict[str, Any]:
             cfg.tokens = issue_tokens(cfg.url_of, cfg.sites, admin, cfg.personas, ready)
         if cfg.personas.get("clerk", 0) > 0:
             prefill_backlog(cfg.url_of, cfg.sites, ready)
+        cfg.accounts = register_accounts(
+            targets,
+            ready,
+            {k: opts.accounts for k in ("citizen", "enterprise") if cfg.personas.get(k, 0) > 0},
+        )
         mode = (
             f"open model, peak {cfg.peak:g} requests/s"
             if cfg.mode == "rate"

@@ -72,8 +72,14 @@ def test_open_model_holds_the_offered_rate_over_two_processes(
 ) -> None:
     result = run(_opts(no_faults, tmp_path, profile="soak", rate=40.0, duration="12s", processes=2))
     assert result["ok"], result["breaches"]
-    # the soak curve sits at the peak after 2 % of the run: about 40 requests/s offered
-    assert 0.8 * 40 <= result["rps"] <= 1.2 * 40, result["rps"]
+    # the soak curve sits at the peak after 2 % of the run: 40 requests/s offered. Worker
+    # processes start a moment after the master's clock, so judge a full bucket mid-run.
+    per_bucket: dict[str, float] = {}
+    for line in (tmp_path / "timeline.csv").read_text().splitlines()[1:]:
+        t, _level, n, *_ = line.split(",")
+        per_bucket[t] = per_bucket.get(t, 0) + int(n) / 5
+    mid = sorted(per_bucket, key=float)[1]
+    assert 0.75 * 40 <= per_bucket[mid] <= 1.25 * 40, per_bucket
 
 
 def test_slowed_endpoint_fails_the_gate_naming_level_and_endpoint(

@@ -114,16 +114,16 @@ def _stats(rows: list[tuple[str, str, float, bool]]) -> RequestStats:
 
 
 def test_gate_passes_within_limits() -> None:
-    rows = [("GET", "[county] /api/items/{item}", 20.0, False)] * 100
-    rows += [("GET", "[village] /api/items/{item}", 30.0, False)] * 100
+    rows = [("GET", "[county] GET /api/items/{item}", 20.0, False)] * 100
+    rows += [("GET", "[village] GET /api/items/{item}", 30.0, False)] * 100
     result = evaluate(_stats(rows), SLO, 50)
     assert result.ok and set(result.levels) == {"county", "village"}
 
 
 def test_gate_names_the_level_and_the_slow_endpoint() -> None:
-    rows = [("GET", "[county] /api/items/{item}", 900.0, False)] * 60
-    rows += [("GET", "[county] /api/sites/{site}/items", 10.0, False)] * 100
-    rows += [("GET", "[city] /api/items/{item}", 10.0, False)] * 100
+    rows = [("GET", "[county] GET /api/items/{item}", 900.0, False)] * 60
+    rows += [("GET", "[county] GET /api/sites/{site}/items", 10.0, False)] * 100
+    rows += [("GET", "[city] GET /api/items/{item}", 10.0, False)] * 100
     result = evaluate(_stats(rows), SLO, 50)
     assert not result.ok
     texts = [str(b) for b in result.breaches]
@@ -134,8 +134,8 @@ def test_gate_names_the_level_and_the_slow_endpoint() -> None:
 
 
 def test_gate_names_the_worst_endpoint_below_min_requests() -> None:
-    rows = [("GET", "[township] /api/items/{item}", 2000.0, False)] * 10
-    rows += [("GET", "[township] /api/cases/{code}", 10.0, False)] * 10
+    rows = [("GET", "[township] GET /api/items/{item}", 2000.0, False)] * 10
+    rows += [("GET", "[township] GET /api/cases/{code}", 10.0, False)] * 10
     result = evaluate(_stats(rows), SLO, 50)
     assert any(
         b.endpoint == "GET /api/items/{item}" and b.level == "township" for b in result.breaches
@@ -143,8 +143,8 @@ def test_gate_names_the_worst_endpoint_below_min_requests() -> None:
 
 
 def test_gate_error_ratio_and_empty_run() -> None:
-    rows = [("GET", "[village] /api/items/{item}", 1.0, True)] * 5
-    rows += [("GET", "[village] /api/items/{item}", 1.0, False)] * 95
+    rows = [("GET", "[village] GET /api/items/{item}", 1.0, True)] * 5
+    rows += [("GET", "[village] GET /api/items/{item}", 1.0, False)] * 95
     result = evaluate(_stats(rows), SLO, 50)
     assert [b.metric for b in result.breaches if b.endpoint is None] == ["error_ratio"]
     assert "error ratio 5.00% > 1.00%" in str(result.breaches[0])
