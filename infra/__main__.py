@@ -1,12 +1,5 @@
-"""The Pulumi program's entry point: read the stack's settings, build the components.
+"""The Pulumi program's entry point; everything it builds is in infra/program.py."""
 
-Kept thin on purpose; the components grow as the pieces of the cloud land.
-"""
+from infra.program import main
 
-import pulumi
-
-from govcloud.spec import load_spec
-
-config = pulumi.Config("govcloud")
-spec = load_spec(config.get("spec"))
-pulumi.export("spec", spec.name)
+main()

@@ -146,6 +146,16 @@ def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Pol
     flows += [(f, "default", None) for f in DEFAULT_FLOWS]
     for d in spec.departments:
         zone = dept_zone(d.code)
+        # a department's hosts talk freely among themselves, except SSH (only from the bastion)
+        flows.append(
+            (
+                Flow(
+                    name=f"{d.code}-internal-no-ssh", src=zone, dst=zone, ports=[22], action="drop"
+                ),
+                "grant",
+                None,
+            )
+        )
         flows.append((Flow(name=f"{d.code}-internal", src=zone, dst=zone), "grant", None))
         for service in d.grants:
             dst, port = SERVICE_PORTS[service]

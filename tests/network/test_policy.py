@@ -25,7 +25,9 @@ def test_lab_zones_and_defaults(lab_raw: dict[str, Any]) -> None:
     assert {"management", "internet-access", "public", "dc-compute", "sites", "intranet"} <= names
     assert {f"dept-{d['code']}" for d in lab_raw["departments"]} <= names
     rules = {r.name: r for r in plan.policy.rules}
-    ssh = [r for r in plan.policy.rules if 22 in r.ports and r.proto == "tcp"]
+    ssh = [
+        r for r in plan.policy.rules if 22 in r.ports and r.proto == "tcp" and r.action == "accept"
+    ]
     # SSH reaches hosts only from the bastion (and operators reach the bastion itself)
     assert {r.name for r in ssh} == {"ssh-from-bastion", "ssh-to-bastion"}
     assert rules["ssh-from-bastion"].src_prefixes == (

@@ -1,0 +1,163 @@
+"""The components that provision the cloud from the plan: the data center's hosts and their
+configuration, the identity system and bastion, the tenant cloud, the halls.
+
+Each takes an ``Args`` object, parents its children, exposes outputs and registers them.
+Plays whose playbook is not in this checkout are left out, so the program grows as they land.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from govcloud.paths import PROJECT_ROOT
+from infra.components.network import GovNetwork, PlannedRecord
+from infra.inventory import ansible_inventory
+from infra.plan import Plan
+from infra.providers.ansible import AnsiblePlay, tree_digest
+from infra.providers.base import digest
+from infra.settings import Settings
+
+PLAYBOOKS = PROJECT_ROOT / "playbooks"
+
+
+def play_inputs(plan: Plan, playbook: str) -> str:
+    """What a play depends on: its playbook and every role, the inventory, the rulesets."""
+    return digest(
+        [
+            tree_digest(PLAYBOOKS / playbook, PLAYBOOKS / "roles"),
+            ansible_inventory(plan.spec, plan.hosts),
+            sorted(plan.rulesets.items()),
+        ]
+    )
+
+
+def _play(
+    name: str, playbook: str, args: Any, parent: pulumi.Resource, depends_on: list[pulumi.Resource]
+) -> AnsiblePlay:
+    s: Settings = args.settings
+    return AnsiblePlay(
+        name,
+        playbook=playbook,
+        spec=str(s.spec),
+        inputs=play_inputs(args.plan, playbook),
+        user=s.admin_user,
+        identity_file=str(s.identity_file) if s.identity_file else None,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+
+
+@dataclass(frozen=True)
+class DataCenterArgs:
+    plan: Plan
+    settings: Settings
+    network: GovNetwork
+
+
+class DataCenter(pulumi.ComponentResource):
+    """The inventory's hosts (LXC containers on the lab target, registered existing hosts
+    otherwise, department VM hosts in their private segments) and their configuration."""
+
+    hosts: pulumi.Output[dict[str, str]]
+    bastion: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DataCenterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:DataCenter", name, None, opts)
+        plan = args.plan
+        made: list[pulumi.Resource] = []
+        if args.settings.target == "lab":
+            from infra.lab.from_plan import lab_topology
+            from infra.providers.lab import LabFabric
+
+            made.append(
+                LabFabric("fabric", lab_topology(plan), pulumi.ResourceOptions(parent=self))
+            )
+        self.records = [
+            PlannedRecord(
+                f"host-{h.name}",
+                "host",
+                digest(h.as_dict()),
+                {"role": h.role, "zone": h.zone, "address": h.address, "rack": h.rack or ""},
+                pulumi.ResourceOptions(parent=self, depends_on=made),
+            )
+            for h in plan.hosts
+        ]
+        rulesets = list(args.network.ruleset_records.values())
+        self.site = _play("site", "site.yml", args, self, [*made, *rulesets])
+        managed = {h.name: h.address for h in plan.hosts if h.zone != "intranet"}
+        self.hosts = pulumi.Output.from_input(managed)
+        self.bastion = pulumi.Output.from_input(
+            next((h.address for h in plan.hosts if h.role == "bastion"), "")
+        )
+        self.register_outputs({"hosts": self.hosts, "bastion": self.bastion})
+
+
+@dataclass(frozen=True)
+class PlayArgs:
+    plan: Plan
+    settings: Settings
+    after: list[pulumi.Resource] = dataclasses.field(default_factory=list)
+
+
+class Identity(pulumi.ComponentResource):
+    """The OpenBao cluster on the identity hosts and identity as code."""
+
+    address: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:Identity", name, None, opts)
+        self.play = (
+            _play("identity", "identity.yml", args, self, args.after)
+            if (PLAYBOOKS / "identity.yml").is_file()
+            else None
+        )
+        first = next((h.address for h in args.plan.hosts if h.role == "identity"), "")
+        self.address = pulumi.Output.from_input(f"https://{first}:8200" if first else "")
+        self.register_outputs({"address": self.address})
+
+
+class Bastion(pulumi.ComponentResource):
+    """The bastion: trusts only the identity system's SSH CA, logs every session."""
+
+    address: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:Bastion", name, None, opts)
+        self.play = (
+            _play("bastion", "bastion.yml", args, self, args.after)
+            if (PLAYBOOKS / "bastion.yml").is_file()
+            else None
+        )
+        self.address = pulumi.Output.from_input(
+            next((h.address for h in args.plan.hosts if h.role == "bastion"), "")
+        )
+        self.register_outputs({"address": self.address})
+
+
+class Halls(pulumi.ComponentResource):
+    """The online hall on the hall hosts (the app behind a reverse proxy, PostgreSQL)."""
+
+    urls: pulumi.Output[list[str]]
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:Halls", name, None, opts)
+        self.play = (
+            _play("halls", "hall.yml", args, self, args.after)
+            if (PLAYBOOKS / "hall.yml").is_file()
+            else None
+        )
+        self.urls = pulumi.Output.from_input(
+            [f"http://{h.address}/" for h in args.plan.hosts if h.role == "hall"]
+        )
+        self.register_outputs({"urls": self.urls})

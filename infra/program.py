@@ -1,0 +1,45 @@
+"""The Pulumi program: from one spec, the network plan, the data center and its hosts, identity
+and the bastion, the tenant cloud and the halls. ``infra/__main__.py`` only calls ``main``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from govcloud.spec import load_spec
+from infra.components.cloud import Bastion, DataCenter, DataCenterArgs, Halls, Identity, PlayArgs
+from infra.components.network import GovNetwork, GovNetworkArgs
+from infra.plan import make_plan
+from infra.settings import Settings
+
+
+def build(settings: Settings) -> dict[str, Any]:
+    """Every component of the cloud; returns them by name (the tests inspect them)."""
+    plan = make_plan(load_spec(settings.spec))
+    network = GovNetwork("network", GovNetworkArgs(plan))
+    dc = DataCenter("datacenter", DataCenterArgs(plan, settings, network))
+    identity = Identity("identity", PlayArgs(plan, settings, [dc.site]))
+    after_identity: list[pulumi.Resource] = [dc.site]
+    if identity.play is not None:
+        after_identity.append(identity.play)
+    bastion = Bastion("bastion", PlayArgs(plan, settings, after_identity))
+    halls = Halls("halls", PlayArgs(plan, settings, after_identity))
+    components: dict[str, Any] = {
+        "network": network,
+        "datacenter": dc,
+        "identity": identity,
+        "bastion": bastion,
+        "halls": halls,
+    }
+    pulumi.export("spec", plan.spec.name)
+    pulumi.export("bastion", bastion.address)
+    pulumi.export("openbao", identity.address)
+    pulumi.export("hall_urls", halls.urls)
+    pulumi.export("hosts", dc.hosts)
+    pulumi.export("kubeconfig", str(settings.kubeconfig) if settings.kubeconfig else "")
+    return components
+
+
+def main() -> None:
+    build(Settings.from_stack())

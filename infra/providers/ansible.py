@@ -1,0 +1,101 @@
+"""An Ansible play as a Pulumi resource: runs a playbook on a host set through the project's
+ansible-runner wrapper. Its inputs' digest (playbook and roles, inventory, planned files)
+decides when it runs again; ``read`` (``pulumi refresh``) runs the play in check mode and
+records the hosts that would change, so a hand-made change on a host shows up as drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import Resource
+
+from govcloud.errors import OperationError
+from infra.providers.base import GovProvider, digest
+
+
+def tree_digest(*roots: Path) -> str:
+    """A digest of every file under ``roots`` (paths and contents)."""
+    parts = []
+    for root in roots:
+        for p in sorted(root.rglob("*") if root.is_dir() else [root]):
+            if p.is_file():
+                parts.append((str(p.relative_to(root.parent)), p.read_bytes().hex()))
+    return digest(parts)
+
+
+class AnsiblePlayProvider(GovProvider):
+    kind = "ansible play"
+    ignore = ("__provider", "result", "drift")
+
+    def _run(self, props: dict[str, Any], *, check: bool = False) -> dict[str, Any]:
+        from govcloud.spec import load_spec
+        from infra.hosts.apply import lab_credentials, prepare
+        from infra.hosts.runner import run_playbook
+        from security.access.ssh_config import Credentials
+
+        key = props.get("identity_file")
+        creds = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
+        target = prepare(load_spec(props["spec"]), creds)
+        result = run_playbook(
+            props["playbook"],
+            target.inventory,
+            target.connection,
+            limit=props.get("limit") or None,
+            check=check,
+        )
+        if not check and not result.ok:
+            detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
+            raise OperationError(f"{props['playbook']} failed: {detail}")
+        return {h.host: h.status for h in result.hosts.values()}
+
+    def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        result = self._run(props)
+        return props["playbook"], {"result": result, "drift": {}}
+
+    def read_(self, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        would = self._run(props, check=True)
+        drift = {h: s for h, s in would.items() if s != "ok"}
+        # a host that would change gets its part of the inputs marked, so refresh shows it
+        return {
+            **props,
+            "drift": drift,
+            "inputs": props.get("inputs", "") + ("" if not drift else "+drift"),
+        }
+
+
+class AnsiblePlay(Resource):
+    """``playbooks/<playbook>`` applied to the spec's hosts; re-run when its inputs change."""
+
+    result: pulumi.Output[dict[str, str]]
+    drift: pulumi.Output[dict[str, str]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        playbook: str,
+        spec: str,
+        inputs: str,
+        limit: str | None = None,
+        user: str | None = None,
+        identity_file: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            AnsiblePlayProvider(),
+            name,
+            {
+                "playbook": playbook,
+                "spec": spec,
+                "inputs": inputs,
+                "limit": limit,
+                "user": user,
+                "identity_file": identity_file,
+                "result": None,
+                "drift": None,
+            },
+            opts,
+        )

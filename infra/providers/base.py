@@ -1,0 +1,112 @@
+"""The one base of govcloud's dynamic providers.
+
+Subclasses implement plain methods (``create_``, ``read_``, ``update_``, ``delete_`` and, when
+the default comparison is not enough, ``diff_``) over dictionaries; this base turns them into
+Pulumi's results and every failure into the project's own exception with what was being done.
+Clients (LXC, Ansible, hvac, kubernetes) are built inside those methods, never kept on the
+provider, which Pulumi serializes into the state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from govcloud.errors import GovcloudError, OperationError
+
+
+def digest(value: Any) -> str:
+    """A stable short hash of JSON-able data (what decides whether something changed)."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class GovProvider(ResourceProvider):
+    """Base of every govcloud dynamic provider."""
+
+    #: a short name for messages ("lab fabric", "ansible play", ...)
+    kind = "resource"
+    #: inputs whose change needs a new resource rather than an update
+    replace_on: tuple[str, ...] = ()
+    #: inputs not compared by the default diff (bookkeeping)
+    ignore: tuple[str, ...] = ("__provider",)
+
+    # -- what subclasses implement ------------------------------------------------------------
+
+    def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def read_(self, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        return props
+
+    def update_(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        _, outs = self.create_(news)
+        return outs
+
+    def delete_(self, id_: str, props: dict[str, Any]) -> None:
+        return None
+
+    def diff_(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        """The names of the inputs that changed."""
+        keys = (set(olds) | set(news)) - set(self.ignore)
+        return sorted(k for k in keys if olds.get(k) != news.get(k) and k in news)
+
+    # -- Pulumi's interface --------------------------------------------------------------------
+
+    def _guard(self, action: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except GovcloudError:
+            raise
+        except Exception as exc:  # a client's own exception: say what we were doing
+            raise OperationError(
+                f"{self.kind}: {action} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return CheckResult(news, [])
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        id_, outs = self._guard("create", lambda: self.create_(props))
+        return CreateResult(id_, {**props, **outs})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        outs = self._guard("read", lambda: self.read_(id_, props))
+        return ReadResult(id_, outs)
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        outs = self._guard("update", lambda: self.update_(id_, olds, news))
+        return UpdateResult({**news, **outs})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        self._guard("delete", lambda: self.delete_(id_, props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changes = self._guard("diff", lambda: self.diff_(olds, news))
+        replaces = [k for k in changes if k in self.replace_on]
+        return DiffResult(
+            changes=bool(changes),
+            replaces=replaces,
+            stables=[],
+            delete_before_replace=bool(replaces),
+        )
+
+
+class RecordProvider(GovProvider):
+    """Planned data made visible as a resource (a county's address block, a ruleset): nothing to
+    touch outside Pulumi, but previews and diffs show exactly which piece of the plan changed."""
+
+    kind = "planned record"
+
+    def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return str(props.get("name") or digest(props)), {}

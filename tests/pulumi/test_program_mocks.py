@@ -1,0 +1,116 @@
+"""The Pulumi program's resource graph, with the engine mocked (no hosts touched): what each
+stack builds, how it is parented, what depends on what."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime.mocks import MockMonitor
+
+from govcloud.spec.generate import dump, generate
+from infra.settings import Settings
+from tests.conftest import LAB_SPEC
+
+pytestmark = pytest.mark.unit
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        return {}, []
+
+
+class Recorder(MockMonitor):
+    """The mock monitor, remembering each registration's type, name, parent and dependencies."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.seen: list[dict[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.seen.append(
+            {
+                "type": request.type,
+                "name": request.name,
+                "parent": request.parent,
+                "deps": list(request.dependencies),
+                "object": request.object,
+            }
+        )
+        return super().RegisterResource(request)
+
+
+def run_program(settings: Settings) -> list[dict[str, Any]]:
+    from infra.program import build
+
+    mocks = Mocks()
+    monitor = Recorder(mocks)
+    pulumi.runtime.set_mocks(
+        mocks, project="govcloud", stack="test", preview=False, monitor=monitor
+    )
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def go() -> Any:
+        components = build(settings)
+        return components["datacenter"].hosts
+
+    go()
+    return monitor.seen
+
+
+def _name(record: dict[str, Any]) -> str:
+    return str(record["name"])
+
+
+@pytest.fixture(scope="module")
+def lab_graph() -> list[dict[str, Any]]:
+    return run_program(Settings(LAB_SPEC, "lab"))
+
+
+@pytest.fixture(scope="module")
+def guizhou_graph(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    spec = tmp_path_factory.mktemp("gz") / "guizhou.yaml"
+    spec.write_text(dump(generate("guizhou")), encoding="utf-8")
+    return run_program(Settings(spec, "hosts"))
+
+
+def test_lab_graph_counts_per_type(lab_graph: list[dict[str, Any]]) -> None:
+    kinds = Counter(r["type"] for r in lab_graph)
+    assert kinds["govcloud:index:GovNetwork"] == 1
+    assert kinds["govcloud:index:DataCenter"] == 1
+    names = {_name(r) for r in lab_graph}
+    # 1 province + 2 cities + 4 counties; 3 routers + 8 host roles; 15 hosts; the lab fabric
+    assert sum(n.startswith("block-") for n in names) == 7
+    assert {"ruleset-core", "ruleset-city-5201", "ruleset-role-hall"} <= names
+    assert sum(n.startswith("host-") for n in names) == 15
+    assert {"fabric", "site"} <= names
+
+
+def test_children_are_parented_to_their_component(lab_graph: list[dict[str, Any]]) -> None:
+    by_name = {_name(r): r for r in lab_graph}
+    network = next(r for r in lab_graph if r["type"] == "govcloud:index:GovNetwork")
+    assert "GovNetwork" in by_name["block-520102"]["parent"]
+    assert "DataCenter" in by_name["fabric"]["parent"]
+    assert "DataCenter" in by_name["site"]["parent"]
+    assert network["parent"].endswith("govcloud-test")  # components hang off the stack
+
+
+def test_site_play_waits_for_the_hosts_and_the_rulesets(lab_graph: list[dict[str, Any]]) -> None:
+    site = next(r for r in lab_graph if _name(r) == "site")
+    deps = " ".join(site["deps"])
+    assert "::fabric" in deps and "::ruleset-core" in deps
+
+
+def test_province_stack_stays_small_villages_are_data(
+    guizhou_graph: list[dict[str, Any]],
+) -> None:
+    names = [_name(r) for r in guizhou_graph]
+    assert len(names) < 1000
+    assert sum(n.startswith("block-") for n in names) == 1 + 9 + 88  # no village resource
+    assert "fabric" not in names  # existing hosts are registered, not created
+    assert sum(n.startswith("host-") for n in names) > 50
