@@ -35,6 +35,8 @@ app.add_typer(plan_cli.dc_app, name="dc")
 app.add_typer(__import__("govcloud.cli.loadtest", fromlist=["app"]).app, name="loadtest")
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")
+app.add_typer(__import__("govcloud.cli.tenants", fromlist=["app"]).app, name="tenants")
+app.add_typer(__import__("govcloud.cli.apps", fromlist=["app"]).app, name="app")
 
 
 def _report(exc: GovcloudError) -> None:
