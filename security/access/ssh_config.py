@@ -45,6 +45,12 @@ class Layout:
     def control_dir(self) -> Path:
         return self.root / "cm"
 
+    @property
+    def pinned_hosts(self) -> Path:
+        """Host keys the host CA signed, for clients that cannot check host certificates
+        (paramiko, hence fabric): pinned from the signed set, never learnt on first use."""
+        return self.root / "known_hosts.keys"
+
 
 def managed(hosts: list[InvHost]) -> list[InvHost]:
     """The hosts reached over SSH from the management side (not the intranet)."""
@@ -85,6 +91,36 @@ def render(
         "",
     ]
     return "\n".join(lines)
+
+
+def pinned_keys(hosts: list[InvHost], key_dir: Path) -> list[str]:
+    """``name,address <key>`` for every host whose (signed) public host key is in key_dir."""
+    lines = []
+    for h in managed(hosts):
+        pub = key_dir / f"{h.name}.pub"
+        if pub.is_file():
+            kind, blob = pub.read_text().split()[:2]
+            lines.append(f"{h.name},{h.address} {kind} {blob}")
+    return lines
+
+
+def write_known_hosts(layout: Layout, host_ca_line: str, pinned: list[str]) -> None:
+    """known_hosts holds only the host CA (OpenSSH checks host certificates against it);
+    the pinned keys go to their own file for paramiko."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    layout.known_hosts.write_text(host_ca_line.rstrip() + "\n")
+    layout.pinned_hosts.write_text("".join(line + "\n" for line in pinned))
+
+
+def stored_host_ca_line(layout: Layout | None = None) -> str | None:
+    """The ``@cert-authority`` line identity wrote, if any."""
+    layout = layout or Layout.default()
+    if not layout.known_hosts.is_file():
+        return None
+    for line in layout.known_hosts.read_text().splitlines():
+        if line.startswith("@cert-authority "):
+            return line
+    return None
 
 
 def write(

@@ -427,7 +427,7 @@ class Bao:
             key = (resp or {}).get("data", {}).get("public_key")
             if key:
                 return str(key).strip()
-        except BaoNotFound:
+        except (BaoNotFound, BaoInvalid):  # "no default issuer currently configured"
             pass
         resp = self._write(
             f"{mount_point}/config/ca",
@@ -447,9 +447,7 @@ class Bao:
     def create_or_update_ssh_role(self, name: str, *, mount_point: str, **params: Any) -> None:
         self._write(f"{mount_point}/roles/{name}", f"write SSH role {name}", **params)
 
-    def sign_ssh_key(
-        self, role: str, public_key: str, *, mount_point: str, **params: Any
-    ) -> str:
+    def sign_ssh_key(self, role: str, public_key: str, *, mount_point: str, **params: Any) -> str:
         resp = self._write(
             f"{mount_point}/sign/{role}",
             f"sign an SSH key with {mount_point}/{role}",

@@ -26,7 +26,11 @@ def bao_binary() -> Path:
 
 
 def install(
-    target: Target, paths: Paths, progress: Callable[[str], None] | None = None
+    target: Target,
+    paths: Paths,
+    progress: Callable[[str], None] | None = None,
+    *,
+    limit: str | None = None,
 ) -> RunResult:
     """Run identity.yml: OpenBao on the identity hosts, host public keys fetched for signing."""
     hosts = target.plan.hosts
@@ -39,5 +43,10 @@ def install(
         "identity_host_key_dir": str(paths.host_keys),
     }
     return run_playbook(
-        "identity.yml", target.inventory, target.connection, extravars=extravars, progress=progress
+        "identity.yml",
+        target.inventory,
+        target.connection,
+        extravars=extravars,
+        progress=progress,
+        limit=limit,
     )
