@@ -13,6 +13,7 @@ from govcloud.cli import hosts as hosts_cli
 from govcloud.cli import lab as lab_cli
 from govcloud.cli import plan as plan_cli
 from govcloud.cli import spec as spec_cli
+from govcloud.cli import stack as stack_cli
 from govcloud.cli.common import err_console, print_json
 from govcloud.errors import EXIT_FAILED, GovcloudError, InputError
 
@@ -35,6 +36,7 @@ app.add_typer(plan_cli.dc_app, name="dc")
 app.add_typer(__import__("govcloud.cli.loadtest", fromlist=["app"]).app, name="loadtest")
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")
+app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_command)
 app.add_typer(__import__("govcloud.cli.tenants", fromlist=["app"]).app, name="tenants")
 app.add_typer(__import__("govcloud.cli.apps", fromlist=["app"]).app, name="app")
 

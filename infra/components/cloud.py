@@ -24,11 +24,41 @@ from infra.settings import Settings
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
 
 
+def roles_of(playbook: str) -> list[str]:
+    """The roles a playbook uses, with their meta dependencies."""
+    import yaml
+
+    def names(entries: Any) -> list[str]:
+        out = []
+        for e in entries or []:
+            name = e.get("role") if isinstance(e, dict) else e
+            if isinstance(name, str):
+                out.append(name)
+        return out
+
+    todo = [
+        r
+        for play in yaml.safe_load((PLAYBOOKS / playbook).read_text()) or []
+        for r in names(play.get("roles"))
+    ]
+    seen: list[str] = []
+    while todo:
+        role = todo.pop()
+        if role in seen:
+            continue
+        seen.append(role)
+        meta = PLAYBOOKS / "roles" / role / "meta" / "main.yml"
+        if meta.is_file():
+            todo += names((yaml.safe_load(meta.read_text()) or {}).get("dependencies"))
+    return sorted(seen)
+
+
 def play_inputs(plan: Plan, playbook: str) -> str:
-    """What a play depends on: its playbook and every role, the inventory, the rulesets."""
+    """What a play depends on: its playbook and roles, the inventory, the rulesets."""
+    roles = [PLAYBOOKS / "roles" / r for r in roles_of(playbook)]
     return digest(
         [
-            tree_digest(PLAYBOOKS / playbook, PLAYBOOKS / "roles"),
+            tree_digest(PLAYBOOKS / playbook, *roles),
             ansible_inventory(plan.spec, plan.hosts),
             sorted(plan.rulesets.items()),
         ]
