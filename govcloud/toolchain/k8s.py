@@ -15,6 +15,7 @@ them; :func:`down` stops exactly the processes whose pid files it wrote (checked
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -533,13 +534,18 @@ def _stop(cfg: ClusterConfig, component: str, timeout: float = 30.0) -> str:
     if pid is None:
         cfg.pid_file(component).unlink(missing_ok=True)
         return "not running"
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # it went between the check and the signal
+        cfg.pid_file(component).unlink(missing_ok=True)
+        return "stopped"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _is_ours(cfg, pid, component):
         time.sleep(0.2)
     how = "stopped"
     if _is_ours(cfg, pid, component):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         how = "killed after SIGTERM timed out"
         for _ in range(50):
             if not _is_ours(cfg, pid, component):
