@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ["spec_validate", "plan_guizhou", "lab_updown", "loadtest_hall"]
+BENCHES = ["spec_validate", "plan_guizhou", "lab_updown", "loadtest_hall", "pulumi_preview"]
 
 
 def main(argv: list[str]) -> int:

@@ -6,61 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from govcloud.spec.generate import dump, generate
+from infra.mocks import run_program
 from infra.settings import Settings
 from tests.conftest import LAB_SPEC
 
 pytestmark = pytest.mark.unit
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        return f"{args.name}-id", dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
-        return {}, []
-
-
-class Recorder(MockMonitor):
-    """The mock monitor, remembering each registration's type, name, parent and dependencies."""
-
-    def __init__(self, mocks: Mocks) -> None:
-        super().__init__(mocks)
-        self.seen: list[dict[str, Any]] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        self.seen.append(
-            {
-                "type": request.type,
-                "name": request.name,
-                "parent": request.parent,
-                "deps": list(request.dependencies),
-                "object": request.object,
-            }
-        )
-        return super().RegisterResource(request)
-
-
-def run_program(settings: Settings) -> list[dict[str, Any]]:
-    from infra.program import build
-
-    mocks = Mocks()
-    monitor = Recorder(mocks)
-    pulumi.runtime.set_mocks(
-        mocks, project="govcloud", stack="test", preview=False, monitor=monitor
-    )
-
-    @pulumi.runtime.test  # type: ignore[misc]
-    def go() -> Any:
-        components = build(settings)
-        return components["datacenter"].hosts
-
-    go()
-    return monitor.seen
 
 
 def _name(record: dict[str, Any]) -> str:
