@@ -48,7 +48,7 @@ def run_program(settings: Settings) -> list[dict[str, Any]]:
         mocks, project="govcloud", stack="test", preview=False, monitor=monitor
     )
 
-    @pulumi.runtime.test  # type: ignore[misc]
+    @pulumi.runtime.test
     def go() -> Any:
         return build(settings)["datacenter"].hosts
 
