@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from govcloud.naming import ADMIN_ROLES, DEPARTMENT_ROLES, admin_group, department_group, kv_mount
+from govcloud.naming import DEPARTMENT_ROLES, admin_group, department_group, kv_mount
 from govcloud.spec.model import AuthMethod, Spec
 from infra.inventory import InvHost
 

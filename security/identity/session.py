@@ -13,7 +13,7 @@ import time
 from govcloud.errors import InputError
 from infra.inventory import InvHost
 from security.identity.plan import USERPASS
-from security.openbao.client import Bao, BaoError
+from security.openbao.client import Bao, BaoForbidden, BaoUnauthorized
 from security.openbao.cluster import Paths, connect, read_secret, write_secret
 
 MIN_LEFT = 120  # seconds a cached token must still have to be reused
@@ -50,7 +50,7 @@ def login(
             try:
                 bao.lookup_token()
                 return bao
-            except BaoError:
+            except (BaoUnauthorized, BaoForbidden):  # expired or revoked: log in again
                 forget_token(user, paths)
     lab = (read_secret(paths.credentials_file) or {}).get("users", {}).get(user, {})
     password = password or os.environ.get("GOVCLOUD_PASSWORD") or lab.get("password")

@@ -77,7 +77,7 @@ def _wrap(what: str, fn: Callable[[], T]) -> T:
         if "permission denied" in text:
             raise BaoForbidden(f"{what}: permission denied") from exc
         raise BaoInvalid(f"{what}: {text}") from exc
-    except (hx.VaultNotInitialized,) as exc:
+    except hx.VaultNotInitialized as exc:
         raise BaoSealed(f"{what}: OpenBao is not initialised") from exc
     except hx.VaultDown as exc:
         raise BaoSealed(f"{what}: OpenBao is sealed") from exc

@@ -1,0 +1,1 @@
+"""Audit for security officers: status of the audit devices, who-did-what reports, verify."""
