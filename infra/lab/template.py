@@ -38,13 +38,19 @@ PACKAGES: tuple[str, ...] = (
     "less",
     "procps",
     "postgresql",  # enabled on hosts of the "hall" profile only
+    # the online hall (clusters/apps/hall/debian-packages.txt): the app runs on Debian's own
+    # aiohttp and asyncpg behind nginx; the hall playbook enables nginx on the hall hosts
+    "python3-aiohttp",
+    "python3-asyncpg",
+    "nginx",
     "libpam-pwquality",  # password complexity (the baseline role configures it)
     "logrotate",
 )
 
-# Installed but not started by default: postgresql (hall hosts enable it); auditd (the kernel's
-# audit is not namespaced: one auditd per container would fight over the machine's audit log).
-DISABLED = ("postgresql.service", "auditd.service")
+# Installed but not started by default: postgresql and nginx (hall hosts enable them); auditd (the
+# kernel's audit is not namespaced: one auditd per container would fight over the machine's audit
+# log).
+DISABLED = ("postgresql.service", "nginx.service", "auditd.service")
 ENABLED = ("nftables.service", "ssh.service")
 BAKE_VERSION = "2"
 READY = "govcloud-image-ready"
