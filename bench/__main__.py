@@ -6,7 +6,14 @@ import importlib
 import json
 import sys
 
-BENCHES = ["spec_validate", "plan_guizhou", "lab_updown", "loadtest_hall", "pulumi_preview"]
+BENCHES = [
+    "spec_validate",
+    "plan_guizhou",
+    "lab_updown",
+    "loadtest_hall",
+    "pulumi_preview",
+    "hosts_apply",
+]
 
 
 def main(argv: list[str]) -> int:

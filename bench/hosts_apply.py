@@ -1,0 +1,84 @@
+"""`hosts apply` on a lab of its own: the first run on fresh hosts and the idempotent run, with
+SSH multiplexing and pipelining (the default) and with Ansible's own defaults.
+
+Bound (issue: host configuration): the idempotent run takes at most a third of the first.
+The bench lab is the lab spec under another name and other addresses, so it runs beside the
+main lab; it is removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.common import Result
+from govcloud.spec import parse
+from govcloud.spec.generate import generate
+from infra.hosts.apply import apply, lab_credentials, prepare
+from infra.lab.from_plan import plan_topology
+from infra.lab.lab import down, up
+
+NAME = "hbench"
+
+
+def _spec(tmp: Path) -> Path:
+    raw = generate("lab")
+    raw["name"] = NAME
+    raw["network"]["supernets"] = {
+        "extranet": "10.64.0.0/10",
+        "datacenter": "10.127.0.0/16",
+        "intranet": "192.168.0.0/16",
+    }
+    path = tmp / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _cycle(spec_path: Path, tuned: bool) -> tuple[float, float, int]:
+    spec = parse(yaml.safe_load(spec_path.read_text(encoding="utf-8")))
+    topo = plan_topology(spec)
+    down(NAME)
+    up(topo)
+    target = prepare(spec, lab_credentials(), tuned=tuned)
+    start = time.perf_counter()
+    first = apply(target)
+    t_first = time.perf_counter() - start
+    start = time.perf_counter()
+    second = apply(target)
+    t_second = time.perf_counter() - start
+    if not (first.ok and second.ok):
+        raise RuntimeError(f"hosts apply failed: {first.failures[:3]} {second.failures[:3]}")
+    return t_first, t_second, second.changed
+
+
+def run() -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["GOVCLOUD_STATE"] = str(Path(tmp, "state"))
+        spec = _spec(Path(tmp))
+        try:
+            tuned = _cycle(spec, tuned=True)
+            plain = _cycle(spec, tuned=False)
+        finally:
+            down(NAME)
+            os.environ.pop("GOVCLOUD_STATE", None)
+    return Result(
+        "hosts apply (lab spec, 14 hosts)",
+        {
+            "first_tuned_s": round(tuned[0], 1),
+            "idempotent_tuned_s": round(tuned[1], 1),
+            "first_defaults_s": round(plain[0], 1),
+            "idempotent_defaults_s": round(plain[1], 1),
+            "idempotent_over_first": round(tuned[1] / tuned[0], 2),
+            "tuned_over_defaults_first": round(tuned[0] / plain[0], 2),
+            "tuned_over_defaults_idempotent": round(tuned[1] / plain[1], 2),
+            "changed_on_second_run": tuned[2],
+        },
+        {
+            "idempotent run at most a third of the first": tuned[1] <= tuned[0] / 3,
+            "second run changes nothing": tuned[2] == 0 and plain[2] == 0,
+        },
+    )
