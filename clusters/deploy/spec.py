@@ -366,8 +366,8 @@ def validate(app: AppSpec, spec: Spec, plan: TenantPlan) -> list[Problem]:
         for what, per_pod, limit, fmt, path in checks:
             need = per_pod * pods
             if per_pod > limit:
-                bad(path, f"one replica needs {fmt(per_pod)}, more than {ns} allows a "
-                          f"container ({fmt(limit)})")  # fmt: skip
+                bad(path, f"one replica needs {fmt(per_pod)}, more than {ns}'s whole {what} "
+                          f"quota ({fmt(limit)})")  # fmt: skip
             elif need > limit:
                 bad(field_of or path,
                     f"over quota: {why} = {pods} × {fmt(per_pod)} = {fmt(need)}, more than "

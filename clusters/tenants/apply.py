@@ -270,6 +270,8 @@ def apply_one_at_a_time(plan: TenantPlan, k: Kube) -> Outcome:
 
 # --- render -------------------------------------------------------------------------------
 
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when it is there
+
 
 def render(plan: TenantPlan, directory: Path) -> list[Path]:
     """One YAML file per tenant and one for the platform objects, plus a kustomization that
@@ -282,7 +284,10 @@ def render(plan: TenantPlan, directory: Path) -> list[Path]:
     for name, docs in files.items():
         path = directory / name
         path.write_text(
-            yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True, explicit_start=True)
+            yaml.dump_all(
+                docs, Dumper=_Dumper, sort_keys=False, allow_unicode=True, explicit_start=True
+            ),
+            encoding="utf-8",
         )
         written.append(path)
     kustomization = {

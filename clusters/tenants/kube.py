@@ -20,6 +20,7 @@ from kubernetes import config as k8s_config
 from govcloud.errors import InputError, OperationError
 
 FIELD_MANAGER = "govcloud"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 @dataclass(frozen=True)
@@ -184,8 +185,9 @@ class Kube:
                 path,
                 query_params=query or [],
                 header_params=headers,
-                # pre-encoded: the client would otherwise walk the whole body once more
-                body=json.dumps(body) if isinstance(body, dict | list) else body,
+                # apply patches pre-encoded: the client would otherwise walk the whole body once
+                # more (JSON bodies must stay objects: the client encodes those itself)
+                body=json.dumps(body) if content_type == APPLY_PATCH else body,
                 auth_settings=["BearerToken"],
             )
             resp = self.api.call_api(method_, url, header_params=headers_, body=body_,
@@ -221,7 +223,7 @@ class Kube:
             k.path(md.get("namespace"), md["name"]),
             query=query,
             body=obj,
-            content_type="application/apply-patch+yaml",
+            content_type=APPLY_PATCH,
             what=f"apply {describe(key(obj))}",
         )
         assert isinstance(out, dict)

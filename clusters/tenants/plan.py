@@ -229,10 +229,19 @@ def _quota(code: str, ns: str, q: Quota) -> k.V1ResourceQuota:
     )
 
 
-def _limit_range(code: str, ns: str, q: Quota) -> k.V1LimitRange:
-    """Bounds per container and per claim. No defaults on purpose: a pod that states no limits
-    is refused by the quota (which requires limits.cpu and limits.memory) instead of being given
-    limits nobody chose."""
+#: what one container must at least ask for, whatever the tenant. No maximum per container:
+#: the API server takes a LimitRange's max as the default limit of a container that states
+#: none, and that would admit pods without limits; the namespace's quota bounds them instead.
+CONTAINER_MIN = {"cpu": "10m", "memory": "16Mi"}
+CONTAINER_RATIO = {"cpu": "4", "memory": "2"}  # limit at most this many times the request
+CLAIM_MIN, CLAIM_MAX = "64Mi", "2Ti"
+
+
+def _limit_range(code: str, ns: str) -> k.V1LimitRange:
+    """Bounds per container and per claim, the same for every tenant (so a change of sizing
+    changes the quota alone). No defaults (and no container max, which would act as one) on
+    purpose: a pod that states no limits is refused by the quota (which requires limits.cpu and
+    limits.memory) instead of being given limits nobody chose."""
     return k.V1LimitRange(
         api_version="v1",
         kind="LimitRange",
@@ -241,14 +250,13 @@ def _limit_range(code: str, ns: str, q: Quota) -> k.V1LimitRange:
             limits=[
                 k.V1LimitRangeItem(
                     type="Container",
-                    max={"cpu": f"{q.cpu_m}m", "memory": f"{q.memory_mi}Mi"},
-                    min={"cpu": "10m", "memory": "16Mi"},
-                    max_limit_request_ratio={"cpu": "4", "memory": "2"},
+                    min=dict(CONTAINER_MIN),
+                    max_limit_request_ratio=dict(CONTAINER_RATIO),
                 ),
                 k.V1LimitRangeItem(
                     type="PersistentVolumeClaim",
-                    max={"storage": f"{q.storage_mi}Mi"},
-                    min={"storage": "64Mi"},
+                    max={"storage": CLAIM_MAX},
+                    min={"storage": CLAIM_MIN},
                 ),
             ]
         ),
@@ -639,7 +647,7 @@ def plan_tenant(dept: Department, opts: TenantOptions) -> Tenant:
         tenant.objects += [
             _namespace(dept, env, opts),
             _quota(dept.code, ns, q),
-            _limit_range(dept.code, ns, q),
+            _limit_range(dept.code, ns),
             *_network_policies(dept, ns, opts),
             *_rbac(dept.code, ns),
         ]
