@@ -12,7 +12,11 @@ from infra.settings import Settings
 
 
 class Mocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.inputs: dict[str, dict[str, Any]] = {}
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.inputs[args.name] = dict(args.inputs)
         return f"{args.name}-id", dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
@@ -53,4 +57,6 @@ def run_program(settings: Settings) -> list[dict[str, Any]]:
         return build(settings)["datacenter"].hosts
 
     go()
+    for record in monitor.seen:
+        record["inputs"] = mocks.inputs.get(record["name"], {})
     return monitor.seen

@@ -10,6 +10,7 @@ import pulumi
 from govcloud.spec import load_spec
 from infra.components.cloud import Bastion, DataCenter, DataCenterArgs, Halls, Identity, PlayArgs
 from infra.components.network import GovNetwork, GovNetworkArgs
+from infra.components.tenants import TenantCloud, TenantCloudArgs
 from infra.plan import make_plan
 from infra.settings import Settings
 
@@ -32,6 +33,10 @@ def build(settings: Settings) -> dict[str, Any]:
         "bastion": bastion,
         "halls": halls,
     }
+    if settings.kubeconfig is not None:
+        components["tenants"] = TenantCloud(
+            "tenants", TenantCloudArgs(plan.spec, str(settings.kubeconfig))
+        )
     pulumi.export("spec", plan.spec.name)
     pulumi.export("bastion", bastion.address)
     pulumi.export("openbao", identity.address)

@@ -4,6 +4,7 @@ stack builds, how it is parented, what depends on what."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,22 @@ def test_province_stack_stays_small_villages_are_data(
     assert sum(n.startswith("block-") for n in names) == 1 + 9 + 88  # no village resource
     assert "fabric" not in names  # existing hosts are registered, not created
     assert sum(n.startswith("host-") for n in names) > 50
+
+
+def _contents(graph: list[dict[str, Any]]) -> dict[str, str]:
+    return {_name(r): r["inputs"].get("content", "") for r in graph if "content" in r["inputs"]}
+
+
+def test_a_changed_quota_changes_exactly_that_tenant(tmp_path: Path) -> None:
+    raw = generate("lab")
+    spec = tmp_path / "lab.yaml"
+    spec.write_text(dump(raw), encoding="utf-8")
+    kubeconfig = tmp_path / "kubeconfig"  # never read: the engine is mocked
+    before = run_program(Settings(spec, "hosts", kubeconfig))
+    raw["departments"][1]["tenant"]["cpu"] += 1
+    spec.write_text(dump(raw), encoding="utf-8")
+    after = run_program(Settings(spec, "hosts", kubeconfig))
+    old, new = _contents(before), _contents(after)
+    assert sum(n.startswith("tenant-") for n in new) == len(raw["departments"])
+    changed = sorted(n for n in new if old.get(n) != new[n])
+    assert changed == [f"tenant-{raw['departments'][1]['code']}"]
