@@ -74,11 +74,9 @@ def test_quotas_add_up_to_each_sizing_and_within_the_pools(
     for what, used in s["quota_totals"].items():
         assert 0 < used <= s["pool_capacity"][what]
     quota = _by(guizhou_plan, "ResourceQuota", "gat-prod")[0]["spec"]["hard"]
-    assert (
-        quota["limits.cpu"]
-        == quota["requests.cpu"]
-        == f"{guizhou_plan.tenant('gat').quotas['prod'].cpu_m}m"
-    )  # type: ignore[union-attr]
+    gat = guizhou_plan.tenant("gat")
+    assert gat is not None
+    assert quota["limits.cpu"] == quota["requests.cpu"] == f"{gat.quotas['prod'].cpu_m}m"
     assert quota["services.nodeports"] == "0"
 
 
