@@ -65,3 +65,15 @@ def spec_lab() -> Iterator[Any]:
         lab = Lab(topo.name)
         left = lab.our_containers() + lab.our_bridges()
         assert not left, f"lab down left {left}"
+
+
+@pytest.fixture(scope="session")
+def configured_lab(spec_lab: Any) -> Iterator[tuple[Any, Any]]:
+    """The spec lab after one `hosts apply` (the site playbook), with that run's result."""
+    from govcloud.spec import load_spec
+    from infra.hosts.apply import apply, lab_credentials, prepare
+
+    target = prepare(load_spec(LAB_SPEC), lab_credentials())
+    first = apply(target)
+    assert first.ok, [f.__dict__ for f in first.failures]
+    yield target, first

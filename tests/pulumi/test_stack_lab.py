@@ -16,8 +16,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GOVCLOUD_STATE": str(state)}
-    return subprocess.run([sys.executable, "-m", "govcloud", "pulumi", *args], env=env,
-                          capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        [sys.executable, "-m", "govcloud", "pulumi", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 @pytest.mark.timeout(2400)
