@@ -13,6 +13,7 @@ BENCHES = [
     "loadtest_hall",
     "pulumi_preview",
     "hosts_apply",
+    "tenants_apply",
 ]
 
 
