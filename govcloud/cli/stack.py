@@ -8,11 +8,15 @@ without `pulumi login`. The stack is created on first use.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 
 from govcloud.errors import InputError
 
+SALT = "encryptionsalt:"
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
@@ -33,14 +37,43 @@ def pulumi_command(ctx: typer.Context) -> None:
     env = backend.env()
     exe = str(locate("pulumi"))
     stack = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--stack", "-s")), None)
-    if stack:  # create it on first use; selecting an existing one changes nothing
-        subprocess.run(
-            [exe, "stack", "select", "--create", stack],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    proc = subprocess.run([exe, *args], cwd=PROJECT_ROOT, env=env, check=False)
+    with backend_salt(stack, backend.state_dir, PROJECT_ROOT):
+        if stack:  # create it on first use; selecting an existing one changes nothing
+            subprocess.run(
+                [exe, "stack", "select", "--create", stack],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        proc = subprocess.run([exe, *args], cwd=PROJECT_ROOT, env=env, check=False)
     raise typer.Exit(proc.returncode)
+
+
+@contextmanager
+def backend_salt(stack: str | None, state: Path, project: Path) -> Iterator[None]:
+    """The passphrase provider's salt belongs to this backend's passphrase, not to the
+    repository: it is kept in the state directory and lent to ``Pulumi.<stack>.yaml`` only
+    while pulumi runs, so the committed stack file is the same on every machine."""
+    if stack is None:
+        yield
+        return
+    config = project / f"Pulumi.{stack}.yaml"
+    kept = state / "pulumi-salts" / stack
+    original = config.read_text(encoding="utf-8") if config.exists() else None
+    lines = [ln for ln in (original or "").splitlines() if not ln.startswith(SALT)]
+    if kept.exists():
+        config.write_text("\n".join([*lines, kept.read_text().strip()]) + "\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        now = config.read_text(encoding="utf-8") if config.exists() else ""
+        salt = next((ln for ln in now.splitlines() if ln.startswith(SALT)), None)
+        if salt:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(salt + "\n")
+        if original is None:
+            config.unlink(missing_ok=True)
+        else:
+            config.write_text("\n".join(lines) + "\n", encoding="utf-8")
