@@ -125,6 +125,13 @@ def cert_valid_before(path: Path) -> float:
     return float(before)
 
 
+def usable(pair: KeyPair, grant: Grant, margin: float = 60) -> bool:
+    """The stored certificate is for this grant and valid ``margin`` seconds more."""
+    if cert_valid_before(pair.certificate) - time.time() <= margin:
+        return False
+    return grant.principal in _principals(pair.certificate)
+
+
 def sign(
     bao: Bao,
     pair: KeyPair,
@@ -135,10 +142,8 @@ def sign(
 ) -> Path:
     """The certificate for the grant: the current one if it still has a minute, else a new
     signature from the SSH CA."""
-    if reuse and cert_valid_before(pair.certificate) - time.time() > 60:
-        principals = _principals(pair.certificate)
-        if grant.principal in principals:
-            return pair.certificate
+    if reuse and usable(pair, grant):
+        return pair.certificate
     extra = {"ttl": ttl} if ttl else {}
     cert = bao.sign_ssh_key(
         grant.role,

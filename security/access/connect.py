@@ -107,9 +107,12 @@ def open_session(
     target = resolve(hosts, host)
     grant, default_account = certs.choose(plan, user, target.host.name)
     start = time.perf_counter()
-    bao = login(user, hosts, paths, password=password, passcode=passcode)
     pair = certs.key_pair(user, paths)
-    cert = certs.sign(bao, pair, grant, ttl=ttl, reuse=not resign)
+    if not resign and certs.usable(pair, grant):
+        cert = pair.certificate  # still valid: no need to ask OpenBao (it may be refusing)
+    else:
+        bao = login(user, hosts, paths, password=password, passcode=passcode)
+        cert = certs.sign(bao, pair, grant, ttl=ttl, reuse=False)
     signed = time.perf_counter() - start
     key = _key(pair, cert)
     account = account or default_account

@@ -137,7 +137,8 @@ class Officer:
         found = 0
         where: list[str] = []
         for line in self.stream(device):
-            if digest in line:
+            # the hashing request itself logs the value's HMAC: not an occurrence
+            if digest in line and '"path":"sys/audit-hash/' not in line:
                 found += 1
                 if len(where) < 20:
                     where.append(line[8:38] if line.startswith('{"time"') else line[:30])
@@ -153,6 +154,11 @@ def _remote_lines(session: connect.Session, command: str) -> Iterator[str]:
     with channel.makefile("r", 1 << 16) as fh:
         for raw in fh:
             yield raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    status = channel.recv_exit_status()
+    if status != 0:
+        error = channel.makefile_stderr("r").read().decode("utf-8", "replace").strip()
+        channel.close()
+        raise OperationError(f"{command}: exit {status}: {error[-300:]}")
     channel.close()
 
 
