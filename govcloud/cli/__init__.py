@@ -8,12 +8,19 @@ import sys
 import typer
 from rich.markup import escape
 
+from govcloud.cli import apps as apps_cli
+from govcloud.cli import audit as audit_cli
 from govcloud.cli import compliance as compliance_cli
 from govcloud.cli import hosts as hosts_cli
+from govcloud.cli import identity as identity_cli
+from govcloud.cli import k8s as k8s_cli
 from govcloud.cli import lab as lab_cli
+from govcloud.cli import loadtest as loadtest_cli
 from govcloud.cli import plan as plan_cli
 from govcloud.cli import spec as spec_cli
+from govcloud.cli import ssh as ssh_cli
 from govcloud.cli import stack as stack_cli
+from govcloud.cli import tenants as tenants_cli
 from govcloud.cli.common import err_console, print_json
 from govcloud.errors import EXIT_FAILED, GovcloudError, InputError
 
@@ -27,23 +34,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# in the order a new user meets them: describe, plan, build, configure, check, operate
 app.add_typer(spec_cli.app, name="spec")
-app.add_typer(__import__("govcloud.cli.k8s", fromlist=["app"]).app, name="k8s")
-app.add_typer(lab_cli.app, name="lab")
 app.command("plan")(plan_cli.plan_command)
 app.add_typer(plan_cli.net_app, name="net")
 app.add_typer(plan_cli.dc_app, name="dc")
-app.add_typer(__import__("govcloud.cli.loadtest", fromlist=["app"]).app, name="loadtest")
+app.add_typer(lab_cli.app, name="lab")
+app.add_typer(k8s_cli.app, name="k8s")
+app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_command)
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")
-app.add_typer(__import__("govcloud.cli.identity", fromlist=["app"]).app, name="identity")
-app.add_typer(__import__("govcloud.cli.audit", fromlist=["app"]).app, name="audit")
-app.command("ssh")(__import__("govcloud.cli.ssh", fromlist=["ssh_command"]).ssh_command)
-app.command("ssh-config")(__import__("govcloud.cli.ssh", fromlist=["x"]).ssh_config_command)
-app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_command)
-app.add_typer(__import__("govcloud.cli.tenants", fromlist=["app"]).app, name="tenants")
-app.add_typer(__import__("govcloud.cli.apps", fromlist=["app"]).app, name="app")
-
+app.add_typer(identity_cli.app, name="identity")
+app.command("ssh")(ssh_cli.ssh_command)
+app.command("ssh-config")(ssh_cli.ssh_config_command)
+app.add_typer(audit_cli.app, name="audit")
+app.add_typer(tenants_cli.app, name="tenants")
+app.add_typer(apps_cli.app, name="app")
+app.add_typer(loadtest_cli.app, name="loadtest")
 
 def _report(exc: GovcloudError) -> None:
     text = exc.render() if isinstance(exc, InputError) else str(exc)
