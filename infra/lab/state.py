@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from govcloud.errors import OperationError
+from govcloud.paths import cache_dir
 from infra.lab.render import bridge_ifname, container_name, nft_table
 from infra.lab.topology import Topology
 
 STATE_VERSION = 1
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("GOVCLOUD_CACHE") or Path.home() / ".cache" / "govcloud")
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class LabPaths:
     @classmethod
     def default(cls) -> LabPaths:
         root = Path(os.environ.get("GOVCLOUD_LAB_ROOT") or "/var/lib/govcloud")
-        return cls(root=root, cache=default_cache() / "lab")
+        return cls(root=root, cache=cache_dir() / "lab")
 
     @property
     def lxcpath(self) -> Path:
