@@ -43,6 +43,14 @@ ConcurrencyOpt = Annotated[
     int,
     typer.Option("--concurrency", "-c", min=1, max=128, help="requests in flight at once"),
 ]
+FullOpt = Annotated[
+    bool,
+    typer.Option(
+        "--full",
+        help="send every object, even those that still hold what was last applied (their "
+        "digest annotation matches and nobody else has written to them)",
+    ),
+]
 StateOpt = Annotated[
     Path | None,
     typer.Option(
@@ -199,12 +207,13 @@ def diff(
     spec: SpecArg = None,
     kubeconfig: KubeconfigOpt = None,
     concurrency: ConcurrencyOpt = tenant_apply.DEFAULT_CONCURRENCY,
+    full: FullOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """What `apply` would change, asked of the API server (dry-run server-side apply); what
     `apply --prune` would delete. Exits 0 whether or not there are changes."""
     p = _plan(spec)
-    outcome = tenant_apply.diff(p, connect(kubeconfig, concurrency), concurrency)
+    outcome = tenant_apply.diff(p, connect(kubeconfig, concurrency), concurrency, full=full)
     if json:
         print_json(outcome.as_dict())
         _check_errors(outcome)
@@ -232,6 +241,7 @@ def apply_cmd(
             "longer in the spec; they are listed before anything is deleted",
         ),
     ] = False,
+    full: FullOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Server-side apply (field manager `govcloud`) of every tenant object, in parallel."""
@@ -246,7 +256,7 @@ def apply_cmd(
 
     outcome = tenant_apply.apply(
         p, connect(kubeconfig, concurrency), concurrency=concurrency, prune=prune,
-        on_prune=announce,
+        on_prune=announce, full=full,
     )  # fmt: skip
     if json:
         print_json(outcome.as_dict())
@@ -257,7 +267,8 @@ def apply_cmd(
     n = outcome.count()
     console.print(
         f"[green]applied[/] {n['create']} created, {n['update']} updated, "
-        f"{n['unchanged']} unchanged, {n['prune']} pruned in {outcome.seconds:.1f} s",
+        f"{n['unchanged']} unchanged, {n['prune']} pruned in {outcome.seconds:.1f} s "
+        f"({outcome.requests} requests)",
         highlight=False,
     )
 

@@ -36,6 +36,7 @@ def test_second_apply_changes_nothing(guizhou_applied: Applied) -> None:
     assert not guizhou_applied.second.errors
     assert n["create"] == 0 and n["update"] == 0
     assert n["unchanged"] == len(guizhou_applied.plan.manifests())
+    assert guizhou_applied.second.requests == 0  # the server holds what was last applied
 
 
 def test_diff_after_editing_one_quota_shows_exactly_that_change(
@@ -73,6 +74,30 @@ def test_diff_on_the_applied_spec_is_empty(
 ) -> None:
     out = tenant_apply.diff(plan_tenants(guizhou_spec, only=["gat", "rst"]), tenant_cluster.admin())
     assert out.count()["update"] == 0 and out.count()["create"] == 0
+
+
+def test_drift_by_another_writer_is_seen_and_undone(
+    guizhou_applied: Applied, tenant_cluster: TenantCluster, guizhou_spec: Spec
+) -> None:
+    """An object someone else wrote to is diffed and applied again, not skipped."""
+    k = tenant_cluster.admin()
+    k.request(
+        "PATCH",
+        QUOTA.path("rst-test", "tenant-quota"),
+        query=[("fieldManager", "kubectl-edit")],
+        body={"spec": {"hard": {"pods": "9999"}}},
+        content_type="application/merge-patch+json",
+    )
+    plan = plan_tenants(guizhou_spec, only=["rst", "gat"])
+    d = tenant_apply.diff(plan, k)
+    assert [c.what for c in d.of("update")] == ["ResourceQuota rst-test/tenant-quota"]
+    assert "-    pods: '9999'" in d.of("update")[0].diff
+    fixed = tenant_apply.apply(plan, k)
+    assert [c.what for c in fixed.of("update")] == ["ResourceQuota rst-test/tenant-quota"]
+    quota = k.get(QUOTA, "tenant-quota", "rst-test")
+    assert quota is not None and quota["spec"]["hard"]["pods"] != "9999"
+    again = tenant_apply.apply(plan, k)
+    assert again.requests == 0 and again.count()["unchanged"] == len(plan.manifests())
 
 
 # --- department identities ---------------------------------------------------------------
