@@ -56,6 +56,7 @@ class RunOptions:
     level_mix: str | None = None
     surge_factor: float | None = None
     admin_token: str | None = None
+    source: str | None = None  # lab target: the probe the load comes from (loadtests.labsource)
     sites_per_level: int = 20
     think: str = "1-3"
     min_requests: int = 50
@@ -466,7 +467,12 @@ def run(opts: RunOptions) -> dict[str, Any]:
             targets = [hall.url]
             admin = hall.admin_token
         elif opts.target == "lab":
+            from loadtests.labsource import lab_admin_token, load_source
+
             targets = lab_targets(opts.spec)
+            # from here on, this thread and every process it starts are on a hall LAN
+            stack.enter_context(load_source(opts.spec, opts.source, opts.echo))
+            admin = admin or lab_admin_token()
         elif opts.target.startswith(("http://", "https://")):
             targets = [u.strip().rstrip("/") for u in opts.target.split(",") if u.strip()]
         else:

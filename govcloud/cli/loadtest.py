@@ -72,8 +72,17 @@ def run_command(
         typer.Option(
             "--admin-token",
             envvar="GOVCLOUD_HALL_ADMIN_TOKEN",
-            help="the hall's admin token, to issue staff tokens (not needed for local)",
+            help="the hall's admin token, to issue staff tokens (local: not needed; lab: "
+            "default the one hall.yml generated under state/secrets/hall)",
             show_envvar=True,
+        ),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            help="lab target: the probe at a hall LAN whose network the load comes from "
+            "(default probe-province; the halls are reached on the planned path)",
         ),
     ] = None,
     sites_per_level: Annotated[
@@ -111,6 +120,7 @@ def run_command(
             level_mix=level_mix,
             surge_factor=surge_factor,
             admin_token=admin_token,
+            source=source,
             sites_per_level=sites_per_level,
             think=think,
             min_requests=min_requests,

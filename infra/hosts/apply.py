@@ -57,13 +57,47 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
                 hostvars["baseline_loghost"] = ""  # the log host keeps its own logs
     if "bastion" in groups:
         groups["bastion"].setdefault("vars", {})["baseline_ssh_allow_tcp_forwarding"] = "local"
+    if "hall" in groups:
+        mgmt = plan.zones.get("management")
+        groups["hall"].setdefault("vars", {}).update(
+            {
+                "hall_seed_plan_file": str(plan_dir / HALL_SEED_PLAN),
+                "hall_secrets_dir": str(hall_secrets_dir()),
+                **({"hall_mgmt_cidr": mgmt.prefixes[0]} if mgmt and mgmt.prefixes else {}),
+            }
+        )
     return inv
+
+
+HALL_SEED_PLAN = "hall-seed-plan.json"
+
+
+def hall_secrets_dir() -> Path:
+    """Where hall.yml generates the halls' admin, metrics and database secrets (0700, files
+    0600, on the controller only; ``state/`` is kept out of git)."""
+    return state_dir() / "secrets" / "hall"
+
+
+def write_hall_seed_plan(plan: Plan, plan_dir: Path) -> None:
+    """The halls' catalog seed plan (sites, departments, guide counts) from the spec."""
+    import json
+
+    from clusters.apps.hall.seedplan import seed_plan
+
+    text = json.dumps(seed_plan(plan.spec), ensure_ascii=False, sort_keys=True)
+    path = plan_dir / HALL_SEED_PLAN
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
 
 
 def prepare(spec: Spec, creds: ssh_config.Credentials, *, tuned: bool = True) -> Target:
     plan_dir = state_dir() / "plan"
     plan = make_plan(spec, read_previous(plan_dir))
     write_plan(plan, plan_dir)
+    if any(h.role == "hall" for h in plan.hosts):
+        write_hall_seed_plan(plan, plan_dir)
     config = ssh_config.write(plan.hosts, creds)
     inventory = runtime_inventory(plan, plan_dir)
     return Target(plan, plan_dir, inventory, Connection(config, creds.user, tuned=tuned))
