@@ -1,0 +1,73 @@
+"""The pure parts of putting the hall on the lab: the image carries the hall's packages, the
+runtime inventory gives hall.yml its inputs, the role documents every variable, and the lab
+target's load source is a probe at a hall LAN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from govcloud.errors import InputError
+from govcloud.spec import load_spec
+from govcloud.spec.load import LAB_SPEC
+from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir, runtime_inventory
+from infra.lab import template
+from infra.plan import make_plan
+from loadtests.labsource import DEFAULT_SOURCE, source_hosts, source_pid
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "playbooks" / "roles" / "hall"
+
+
+def test_the_lab_image_carries_the_halls_packages_with_its_daemons_off() -> None:
+    wanted = [
+        line.strip()
+        for line in (ROOT / "clusters/apps/hall/debian-packages.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert set(wanted) <= set(template.PACKAGES)
+    # installed everywhere, running only where the hall play (or the hall profile) starts them
+    assert {"nginx.service", "postgresql.service"} <= set(template.DISABLED)
+
+
+def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) -> None:
+    plan = make_plan(load_spec(LAB_SPEC))
+    inv = runtime_inventory(plan, tmp_path)
+    hall = inv["all"]["children"]["hall"]
+    assert sorted(hall["hosts"]) == ["hall-1", "hall-2"]
+    assert hall["vars"] == {
+        "hall_seed_plan_file": str(tmp_path / HALL_SEED_PLAN),
+        "hall_secrets_dir": str(hall_secrets_dir()),
+        "hall_mgmt_cidr": plan.zones["management"].prefixes[0],
+    }
+    assert hall_secrets_dir().parts[-2:] == ("secrets", "hall")
+
+
+def test_the_hall_role_documents_every_variable_with_its_prefix() -> None:
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    assert all(name.startswith("hall_") for name in [*defaults, *options])
+    assert set(defaults) <= set(options)
+    # the two controller paths come from the runtime inventory: required, no default
+    assert set(options) - set(defaults) == {"hall_seed_plan_file", "hall_secrets_dir"}
+    assert all(options[n]["required"] for n in ("hall_seed_plan_file", "hall_secrets_dir"))
+    tasks = (ROLE / "tasks/main.yml").read_text()
+    for module in ("template", "copy"):
+        blocks = tasks.split(f"ansible.builtin.{module}:")[1:]
+        assert all("validate:" in b.split("- name:")[0] for b in blocks), module
+
+
+def test_the_load_sources_are_the_probes_at_the_hall_lans() -> None:
+    spec = load_spec(LAB_SPEC)
+    hosts = source_hosts(spec)
+    assert DEFAULT_SOURCE in hosts
+    assert set(hosts) == {
+        f"probe-{lv}" for lv in ("province", "city", "county", "township", "village")
+    }
+    with pytest.raises(InputError, match=r"probe-gat.*is not a probe at a hall LAN"):
+        source_pid(spec, "probe-gat")
