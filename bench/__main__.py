@@ -15,6 +15,8 @@ BENCHES = [
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",
+    "identity_ssh",
+    "identity_audit",
 ]
 
 

@@ -21,7 +21,8 @@ from infra.inventory import InvHost
 from security.access import certs
 from security.access.ssh_config import Layout, managed
 from security.identity.plan import IdentityPlan
-from security.identity.session import login
+from security.identity.session import forget_token, login
+from security.openbao.client import BaoForbidden, BaoUnauthorized
 from security.openbao.cluster import Paths
 
 
@@ -111,8 +112,13 @@ def open_session(
     if not resign and certs.usable(pair, grant):
         cert = pair.certificate  # still valid: no need to ask OpenBao (it may be refusing)
     else:
-        bao = login(user, hosts, paths, password=password, passcode=passcode)
-        cert = certs.sign(bao, pair, grant, ttl=ttl, reuse=False)
+        bao = login(user, hosts, paths, password=password, passcode=passcode, check=False)
+        try:
+            cert = certs.sign(bao, pair, grant, ttl=ttl, reuse=False)
+        except (BaoUnauthorized, BaoForbidden):  # the cached token was revoked or expired
+            forget_token(user, paths)
+            bao = login(user, hosts, paths, password=password, passcode=passcode)
+            cert = certs.sign(bao, pair, grant, ttl=ttl, reuse=False)
     signed = time.perf_counter() - start
     key = _key(pair, cert)
     account = account or default_account

@@ -38,6 +38,7 @@ def login(
     password: str | None = None,
     passcode: str | None = None,
     fresh: bool = False,
+    check: bool = True,
 ) -> Bao:
     """A client holding ``user``'s token: the cached one if still valid, else a new login.
 
@@ -47,6 +48,8 @@ def login(
         token = cached_token(user, paths)
         if token:
             bao = connect(hosts, paths, token)
+            if not check:
+                return bao  # the caller retries with a fresh login if it is refused
             try:
                 bao.lookup_token()
                 return bao

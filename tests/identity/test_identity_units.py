@@ -170,9 +170,10 @@ def _line(kind: str, path: str, op: str, who: str = "", error: str = "", **extra
         "auth": {"display_name": who} if who else {},
         "request": {"operation": op, "path": path},
     }
-    if error:
-        entry["error"] = error
     entry.update(extra)
+    if error:  # OpenBao writes the error last, after the response
+        entry["response"] = {"data": {"error": "hmac-sha256:00"}}
+        entry["error"] = error
     return json.dumps(entry, separators=(",", ":"))
 
 
