@@ -80,7 +80,7 @@ def generate(path: Path, lines: int, seed: int = 6) -> dict[str, int]:
                     extra["error"] = "invalid username or password"
                     expect["failed"] += 1
                 else:
-                    extra["response"] = {"auth": {"display_name": who}}
+                    extra["response"] = {"auth": {"client_token": HMAC, "display_name": who}}
                     expect["logins"] += 1
             elif r < 0.08:
                 path_, op = "ssh-client-signer/sign/system", "update"

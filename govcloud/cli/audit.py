@@ -115,6 +115,7 @@ def report(
     for title, key in (
         ("logins", "logins"),
         ("failed logins", "failed_logins"),
+        ("MFA challenges", "mfa_challenges"),
         ("failed MFA", "mfa_failures"),
         ("certificates signed", "certificates_signed"),
     ):

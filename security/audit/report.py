@@ -65,6 +65,7 @@ class Report:
     logins: Counter[str] = field(default_factory=Counter)
     failed_logins: Counter[str] = field(default_factory=Counter)
     mfa_failures: Counter[str] = field(default_factory=Counter)
+    mfa_challenges: Counter[str] = field(default_factory=Counter)
     policy_changes: list[dict[str, str]] = field(default_factory=list)
     grant_changes: list[dict[str, str]] = field(default_factory=list)
     certificates: Counter[str] = field(default_factory=Counter)  # "who -> role"
@@ -82,6 +83,7 @@ class Report:
             "last": self.last,
             "logins": dict(self.logins),
             "failed_logins": dict(self.failed_logins),
+            "mfa_challenges": dict(self.mfa_challenges),
             "mfa_failures": dict(self.mfa_failures),
             "policy_changes": self.policy_changes,
             "grant_changes": self.grant_changes,
@@ -185,14 +187,14 @@ def feed(report: Report, line: str) -> None:
         resp_auth = (entry.get("response") or {}).get("auth") or {}
         if error:
             report.failed_logins[user] += 1
-        elif resp_auth.get("mfa_requirement"):
-            pass  # first step; the token comes from sys/mfa/validate
+        elif not resp_auth.get("client_token"):
+            report.mfa_challenges[user] += 1  # first step: the token comes from sys/mfa/validate
         else:
             report.logins[user] += 1
         return
     if path == "sys/mfa/validate":
-        if error:
-            report.mfa_failures[_who(entry)] += 1
+        if error:  # the request carries only the MFA request id, not the person
+            report.mfa_failures["(login awaiting MFA)"] += 1
         else:
             display = ((entry.get("response") or {}).get("auth") or {}).get("display_name", "")
             report.logins[str(display).split("-", 1)[-1] or "-"] += 1

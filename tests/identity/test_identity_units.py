@@ -184,14 +184,14 @@ def test_report_counts_who_did_what() -> None:
             "response",
             "auth/userpass/login/gat-developer",
             "update",
-            response={"auth": {"display_name": "userpass-gat-developer"}},
+            response={"auth": {"client_token": "hmac-sha256:1", "display_name": "u-gat"}},
         ),
         _line("response", "auth/userpass/login/rst-viewer", "update", error="invalid credentials"),
         _line(
             "response",
             "auth/userpass/login/sysadmin",
             "update",
-            response={"auth": {"mfa_requirement": {"mfa_request_id": "x"}}},
+            response={"auth": {"token_type": "default"}, "warnings": ["... mfa/validate ..."]},
         ),
         _line(
             "response",
@@ -217,6 +217,7 @@ def test_report_counts_who_did_what() -> None:
     assert r["lines"] == len(lines)
     assert r["logins"] == {"gat-developer": 1, "sysadmin": 1}
     assert r["failed_logins"] == {"rst-viewer": 1}
+    assert r["mfa_challenges"] == {"sysadmin": 1}
     assert [c["path"] for c in r["policy_changes"]] == ["sys/policies/acl/dept-gat-viewers"]
     assert [c["path"] for c in r["grant_changes"]] == ["identity/group/name/dept-gat-viewers"]
     assert r["certificates_signed"] == {"userpass-sysadmin -> ssh-client-signer/system": 1}
