@@ -197,7 +197,11 @@ class Kube:
             raise _api_error(exc, what) from exc
         except Exception as exc:  # urllib3 and socket errors: the server is not reachable
             if isinstance(exc, OSError) or type(exc).__module__.startswith("urllib3"):
-                raise OperationError(f"{what}: cannot reach the API server: {exc}") from exc
+                reason = getattr(exc, "reason", None) or exc  # MaxRetryError wraps the cause
+                raise OperationError(
+                    f"{what}: cannot reach the API server at {self.api.configuration.host} "
+                    f"({self.source or 'no kubeconfig'}): {reason}"
+                ) from exc
             raise
         if not 200 <= resp.status < 300:
             raise _api_error(
