@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from govcloud.errors import InputError
 from security.identity.plan import SSH_USER_MOUNT, IdentityPlan
 from security.openbao.client import Bao
-from security.openbao.cluster import Paths
+from security.openbao.cluster import Paths, private_dirs
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def key_pair(user: str, paths: Paths) -> KeyPair:
     pair = KeyPair(directory / "id_ed25519", directory / "id_ed25519.pub")
     if pair.private.is_file() and pair.public.is_file():
         return pair
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(directory)
     key = ed25519.Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,

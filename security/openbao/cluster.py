@@ -79,10 +79,18 @@ class Paths:
         return self.secrets / "identity" / "keys"
 
 
+def private_dirs(directory: Path) -> None:
+    """Make ``directory`` and its parents up to ``secrets/`` exist with mode 0700."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for d in (directory, *directory.parents):
+        os.chmod(d, 0o700)
+        if d.name == "secrets":
+            break
+
+
 def write_secret(path: Path, data: dict[str, Any]) -> None:
     """Write JSON mode 0600 (directories 0700), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
+    private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -432,3 +432,16 @@ def test_one_openbao_node_stopped_cluster_serves_and_ssh_works(
         bootstrap(lab.hosts, lab.paths)  # unseal it again from the shares
     voters = _as(lab, "sysadmin").read_raft_configuration()
     assert sum(1 for m in voters if m.get("voter")) == 3
+
+
+def test_shares_are_kept_0600_and_the_root_token_is_revoked(identity_lab: IdentityLab) -> None:
+    init_file = identity_lab.paths.init_file
+    assert init_file.stat().st_mode & 0o777 == 0o600
+    assert init_file.parent.stat().st_mode & 0o777 == 0o700
+    init = read_secret(init_file) or {}
+    assert init["shares"] == 5 and init["threshold"] == 3 and len(init["unseal_keys_b64"]) == 5
+    assert "WARNING" in init["warning"]
+    assert init["root_token_revoked"] is True and init["root_token"] is None
+    creds = identity_lab.paths.credentials_file
+    assert creds.stat().st_mode & 0o777 == 0o600
+    assert identity_lab.paths.secrets.stat().st_mode & 0o777 == 0o700
