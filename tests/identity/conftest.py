@@ -32,10 +32,21 @@ class IdentityLab:
         return next(h for h in self.hosts if h.name == name)
 
 
+def _hosts_configured() -> bool:
+    """The site playbook ran: the log host receives (session logs are shipped there)."""
+    from infra.lab.lab import Lab
+
+    probe = ["test", "-f", "/etc/rsyslog.d/10-govcloud-receive.conf"]
+    return Lab("lab").exec("loghost", probe, check=False).returncode == 0
+
+
 @pytest.fixture(scope="session")
-def identity_lab(spec_lab: Any) -> IdentityLab:
+def identity_lab(spec_lab: Any, request: pytest.FixtureRequest) -> IdentityLab:
     """`govcloud identity apply` once if the lab has no identity system yet (or when
-    GOVCLOUD_IDENTITY_APPLY=1); afterwards every OpenBao node is unsealed."""
+    GOVCLOUD_IDENTITY_APPLY=1), after `hosts apply` if the hosts were never configured;
+    afterwards every OpenBao node is unsealed."""
+    if not _hosts_configured():
+        request.getfixturevalue("configured_lab")
     spec = load_spec(LAB)
     hosts = make_plan(spec).hosts
     paths = Paths.default()
