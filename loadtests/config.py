@@ -43,7 +43,7 @@ class RunConfig:
     personas: dict[str, float]
     slo: dict[str, LevelSlo]
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # site -> persona -> token
-    #: accounts registered before the run, per kind: [{"login", "password", "token"}, ...]
+    #: accounts registered before the run, per kind: [{"login", "password", "token", "url"}, ...]
     accounts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     processes: int = 1
     think_s: tuple[float, float] = (1.0, 3.0)

@@ -38,8 +38,6 @@ def source_hosts(spec: Spec) -> list[str]:
 
 def source_pid(spec: Spec, source: str) -> int:
     """The init process of the source's container (whose network namespace the run joins)."""
-    from infra.lab.lab import Lab
-
     hosts = source_hosts(spec)
     if source not in hosts:
         raise InputError(
@@ -51,11 +49,18 @@ def source_pid(spec: Spec, source: str) -> int:
                 )
             ]
         )
+    return host_pid(spec, source, "the load source")
+
+
+def host_pid(spec: Spec, host: str, what: str = "host") -> int:
+    """The init process of a running lab host's container."""
+    from infra.lab.lab import Lab
+
     lab = Lab(spec.name)
-    info = lab.lxc.info(lab.container(source))
+    info = lab.lxc.info(lab.container(host))
     if info.state != "RUNNING" or not info.pid:
         raise OperationError(
-            f"the load source {source} (container {lab.container(source)}) is {info.state}: "
+            f"{what} {host} (container {lab.container(host)}) is {info.state}: "
             f"`govcloud lab up` starts the lab"
         )
     return info.pid

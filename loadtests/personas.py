@@ -166,7 +166,11 @@ class Citizen(Persona):
         a new one when there are none: registering every simulated user at once would turn the
         first seconds of a run into a password-hashing storm no real hall sees."""
         self.started = True
-        pool = config().accounts.get(self.account_kind)
+        pool = [
+            a
+            for a in config().accounts.get(self.account_kind, [])
+            if a.get("url", self.host) == self.host  # an account lives on its own hall
+        ]
         if pool:
             self.account = random.choice(pool)
             self.token = self.account["token"]

@@ -275,19 +275,18 @@ def issue_tokens(
 def register_accounts(
     targets: list[str], ready: dict[str, str | None], per_kind: dict[str, int]
 ) -> dict[str, list[dict[str, str]]]:
-    """Accounts for the citizen and enterprise sessions, registered before the clock starts, on
-    every target (each hall has its own accounts, so a login is per target)."""
+    """Accounts for the citizen and enterprise sessions, registered before the clock starts.
+    Each hall has its own accounts, so they are spread over the live targets and each carries
+    the ``url`` of its hall (a session takes one of its own hall's)."""
     import secrets
 
     from clusters.apps.hall.devserver import http_json
 
     live = [u for u in targets if not ready.get(u)]
     accounts: dict[str, list[dict[str, str]]] = {}
-    if len(live) != 1:
-        return accounts  # several halls: sessions register on their own hall
-    url = live[0]
     for kind, n in per_kind.items():
-        for _ in range(n):
+        for i in range(max(n, len(live)) if live else 0):
+            url = live[i % len(live)]
             login, password = f"lt-{secrets.token_hex(6)}", secrets.token_urlsafe(12)
             status, body = http_json(
                 "POST",
@@ -297,7 +296,7 @@ def register_accounts(
             if status != 201:
                 raise OperationError(f"{url}: cannot register a {kind} account: {status} {body}")
             accounts.setdefault(kind, []).append(
-                {"login": login, "password": password, "token": body["token"]}
+                {"login": login, "password": password, "token": body["token"], "url": url}
             )
     return accounts
 

@@ -22,7 +22,7 @@ from clusters.apps.hall.devserver import http_json
 from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir
 from infra.hosts.runner import RunResult, run_playbook
 from infra.lab.lab import Lab
-from loadtests.labsource import network_namespace, source_pid
+from loadtests.labsource import host_pid, network_namespace, source_pid
 from loadtests.run import RunOptions, run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -113,7 +113,7 @@ def test_the_hall_answers_on_the_planned_path_with_the_seeded_catalog(
                 status, _ = http_json("GET", f"{url}/api/my/cases", timeout=5)
                 assert status == 401
     # a department's office has no flow to the halls: the hall host's own ruleset drops it
-    with network_namespace(source_pid(spec, "probe-gat"), "probe-gat"):
+    with network_namespace(host_pid(spec, "probe-gat"), "probe-gat"):
         host = next(iter(_urls(target).values())).removeprefix("http://")
         with pytest.raises(OSError), socket.create_connection((host, 80), timeout=2):
             pass
