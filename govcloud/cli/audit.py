@@ -102,9 +102,14 @@ def report(
         if not file.is_file():
             raise InputError(f"--file: no such file {file}")
         result = report_file(file, cutoff)
+        skipped: list[str] = []
     else:
-        result = _officer(spec, user, passcode).report(cutoff, device)
-    data = result.as_dict()
+        officer = _officer(spec, user, passcode)
+        result = officer.report(cutoff, device)
+        skipped = officer.skipped
+    data = {**result.as_dict(), "nodes_not_read": skipped}
+    for problem in skipped:
+        err_console.print(f"[yellow]not read:[/] {escape(problem)}")
     if json:
         print_json(data)
         return

@@ -46,6 +46,7 @@ class Officer:
     user: str
     paths: Paths = field(default_factory=Paths.default)
     passcode: str | None = None
+    skipped: list[str] = field(default_factory=list)  # nodes whose log could not be read
 
     def bao(self) -> Bao:
         return login(self.user, self.hosts, self.paths, passcode=self.passcode)
@@ -119,7 +120,8 @@ class Officer:
         for h in identity_hosts(self.hosts):
             try:
                 session = self.session(h.name)
-            except (OperationError, BaoError):
+            except (OperationError, BaoError) as exc:
+                self.skipped.append(f"{h.name}: {exc}")
                 continue  # a node that is down: the others still report
             try:
                 yield from _remote_lines(session, f"cat {shlex.quote(path)}")
