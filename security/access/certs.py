@@ -95,6 +95,25 @@ def choose(plan: IdentityPlan, user: str, host: str) -> tuple[Grant, str]:
     )
 
 
+def _strings(blob: bytes, count: int) -> list[bytes]:
+    out, off = [], 0
+    for _ in range(count):
+        (n,) = struct.unpack(">I", blob[off : off + 4])
+        out.append(blob[off + 4 : off + 4 + n])
+        off += 4 + n
+    return out
+
+
+def same_key(cert_path: Path, pub_path: Path) -> bool:
+    """The ed25519 certificate certifies the key in ``pub_path``."""
+    try:
+        cert = base64.b64decode(cert_path.read_text().split()[1])
+        pub = base64.b64decode(pub_path.read_text().split()[1])
+        return _strings(cert, 3)[2] == _strings(pub, 2)[1]
+    except (OSError, IndexError, ValueError, struct.error):
+        return False
+
+
 def cert_valid_before(path: Path) -> float:
     """Expiry (epoch seconds) of an OpenSSH certificate file, 0 when unreadable."""
     try:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from govcloud.spec.model import Spec
 from infra.hosts.apply import Target, lab_credentials, prepare
 from infra.hosts.runner import RunResult, run_playbook
 from infra.inventory import InvHost
-from security.access import ssh_config
+from security.access import certs, ssh_config
 from security.identity import apply as identity_apply
 from security.identity.plan import (
     AUDIT_ACCOUNT,
@@ -34,6 +35,8 @@ from security.openbao import cluster
 from security.openbao.client import Bao
 from security.openbao.cluster import Paths, read_secret
 from security.openbao.install import install
+
+RENEW_HOST_CERT_BEFORE = 7 * 86400  # seconds of validity left below which a host is re-signed
 
 
 @dataclass
@@ -92,6 +95,12 @@ def sign_host_keys(bao: Bao, plan: IdentityPlan, paths: Paths) -> int:
         pub = paths.host_keys / f"{host}.pub"
         if not pub.is_file():
             continue
+        current = paths.host_certs / f"{host}-cert.pub"
+        if (
+            certs.same_key(current, pub)
+            and certs.cert_valid_before(current) - time.time() > RENEW_HOST_CERT_BEFORE
+        ):
+            continue  # still good: keep it (a second apply changes nothing)
         cert = bao.sign_ssh_key(
             HOST_ROLE,
             pub.read_text().strip(),
