@@ -42,7 +42,7 @@ GOAL_RPS = 600.0
 P95_MS = 200.0
 STEP_SECONDS = "20s"
 SURGE_SECONDS = "60s"
-RATES = (50, 100, 150, 200, 300, 450, 600)
+RATES = (25, 50, 75, 100, 150, 200, 300, 450, 600)
 CGROUP = Path("/sys/fs/cgroup/cpuacct")
 TICK = os.sysconf("SC_CLK_TCK")
 PROGRAMS = {"python3": "app", "postgres": "postgresql", "nginx": "nginx"}
@@ -67,18 +67,21 @@ def _machine_busy() -> float:
 
 
 class CpuMeter:
-    """CPU seconds by program over a window: the hall containers' processes (split by program),
-    this process's descendants (locust) and the machine as a whole. Sampled twice a second so
-    that processes which start or end inside the window still count."""
+    """CPU seconds by program while locust runs (the setup before it, tokens and accounts, is
+    left out): the hall containers' processes (split by program), this process's descendants
+    (locust) and the machine as a whole. Sampled twice a second so that processes which start
+    or end inside the window still count."""
 
     def __init__(self, containers: list[str]) -> None:
         self.containers = containers
         self.first: dict[str, tuple[str, float]] = {}
         self.last: dict[str, tuple[str, float]] = {}
+        self.start: tuple[float, float, float] | None = None  # (time, machine busy, cgroups)
+        self.end: tuple[float, float, float] | None = None
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _sample(self, initial: bool) -> None:
+    def _sample(self) -> None:
         me = os.getpid()
         procs: dict[str, tuple[str, int, float]] = {}
         for entry in os.scandir("/proc"):
@@ -100,36 +103,37 @@ class CpuMeter:
                 pid, seen = str(ppid), seen + 1
             return False
 
+        now: dict[str, tuple[str, float]] = {}
         for pid, (comm, _ppid, cpu) in procs.items():
             if pid in hall_pids:
-                group = PROGRAMS.get(comm, "hall host, other")
+                now[pid] = (PROGRAMS.get(comm, "hall host, other"), cpu)
             elif ours(pid):
-                group = "locust"
-            else:
-                continue
-            if pid not in self.first:
-                self.first[pid] = (group, cpu if initial else 0.0)
-            self.last[pid] = (group, cpu)
+                now[pid] = ("locust", cpu)
+        if not any(group == "locust" for group, _ in now.values()):
+            return
+        mark = (time.monotonic(), _machine_busy(), self._cgroups())
+        if self.start is None:
+            self.start, self.first = mark, dict(now)
+        for pid, (group, _cpu) in now.items():
+            self.first.setdefault(pid, (group, 0.0))  # started inside the window
+        self.last.update(now)
+        self.end = mark
 
     def _loop(self) -> None:
         while not self.stop_event.wait(0.5):
-            self._sample(initial=False)
+            self._sample()
 
     def __enter__(self) -> CpuMeter:
-        self.t0 = time.monotonic()
-        self.busy0 = _machine_busy()
-        self.cgroup0 = self._cgroups()
-        self._sample(initial=True)
         self.thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.stop_event.set()
         self.thread.join()
-        self._sample(initial=False)
-        self.seconds = time.monotonic() - self.t0
-        self.busy = _machine_busy() - self.busy0
-        self.cgroup = self._cgroups() - self.cgroup0
+        s, e = self.start or (0.0, 0.0, 0.0), self.end or (0.0, 0.0, 0.0)
+        self.seconds = max(e[0] - s[0], 1e-9)
+        self.busy = e[1] - s[1]
+        self.cgroup = e[2] - s[2]
 
     def _cgroups(self) -> float:
         total = 0.0
@@ -175,15 +179,17 @@ def _one(
             )
         )
     cpu = meter.by_program()
+    served = result["requests"] - result["failures"]
     requests = max(1, result["requests"])
     return {
         "run": name,
         "offered_peak_rps": rate * (spec.load.surge_factor if profile == "surge" else 1),
-        "achieved_rps": result["rps"],
+        "achieved_rps": result["rps"],  # every request, failed ones and dropped arrivals too
+        "served_rps": round(result["rps"] * served / requests, 1),  # answered without error
         "p95_ms": _aggregate_p95(report),
         "failures": result["failures"],
         "requests": result["requests"],
-        "window_s": round(meter.seconds, 1),
+        "locust_window_s": round(meter.seconds, 1),
         "machine_busy_cores": round(meter.busy / meter.seconds, 2),
         "hall_containers_cpu_s": round(meter.cgroup, 1),
         "cpu_s": cpu,
@@ -219,10 +225,12 @@ def run_bench() -> Result:
         return Result("hall on the lab (province surge)", {"error": str(exc)}, {"ran": False})
     figures: dict[str, float | int | str] = {
         "cores": os.cpu_count() or 0,
-        "ceiling_rps": best["achieved_rps"] if best else 0,
+        "ceiling_rps": best["served_rps"] if best else 0,
         "ceiling_p95_ms": (best["p95_ms"] or "n/a") if best else "n/a",
         "surge_offered_peak_rps": surge["offered_peak_rps"],
-        "surge_achieved_rps": surge["achieved_rps"],
+        "surge_offered_mean_rps": round(_mean_offered(spec), 1),
+        "surge_requests_rps": surge["achieved_rps"],
+        "surge_served_rps": surge["served_rps"],
         "surge_p95_ms": surge["p95_ms"] if surge["p95_ms"] is not None else "n/a",
         "surge_failures": surge["failures"],
         "surge_cpu_s": json.dumps(surge["cpu_s"], ensure_ascii=False),
@@ -233,7 +241,7 @@ def run_bench() -> Result:
         figures,
         {
             f"surge of {GOAL_RPS:g} requests/s held with p95 <= {P95_MS:g} ms and no errors": (
-                _passes(surge) and surge["achieved_rps"] >= 0.95 * _mean_offered(spec)
+                _passes(surge) and surge["served_rps"] >= 0.95 * _mean_offered(spec)
             ),
         },
     )
