@@ -52,6 +52,7 @@ app.add_typer(tenants_cli.app, name="tenants")
 app.add_typer(apps_cli.app, name="app")
 app.add_typer(loadtest_cli.app, name="loadtest")
 
+
 def _report(exc: GovcloudError) -> None:
     text = exc.render() if isinstance(exc, InputError) else str(exc)
     err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
