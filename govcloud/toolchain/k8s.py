@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 
 from govcloud.errors import InputError, OperationError
+from govcloud.paths import cache_dir
 from govcloud.toolchain import pki
-from govcloud.toolchain.tools import cache_dir, locate
+from govcloud.toolchain.tools import locate
 
 HOST = "127.0.0.1"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")

@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from govcloud.errors import OperationError
+from govcloud.paths import cache_dir
 from govcloud.toolchain.versions import at_least, load_versions, parse_version
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GOVCLOUD_CACHE") or Path.home() / ".cache" / "govcloud")
 
 
 def bin_dir() -> Path:

@@ -54,15 +54,19 @@ def roles_of(playbook: str) -> list[str]:
 
 
 def play_inputs(plan: Plan, playbook: str) -> str:
-    """What a play depends on: its playbook and roles, the inventory, the rulesets."""
+    """What a play depends on: its playbook and roles, the inventory, the rulesets, and for
+    the halls the catalog seed plan (a new department or site re-runs the hall play)."""
     roles = [PLAYBOOKS / "roles" / r for r in roles_of(playbook)]
-    return digest(
-        [
-            tree_digest(PLAYBOOKS / playbook, *roles),
-            ansible_inventory(plan.spec, plan.hosts),
-            sorted(plan.rulesets.items()),
-        ]
-    )
+    parts: list[Any] = [
+        tree_digest(PLAYBOOKS / playbook, *roles),
+        ansible_inventory(plan.spec, plan.hosts),
+        sorted(plan.rulesets.items()),
+    ]
+    if "hall" in roles_of(playbook):
+        from clusters.apps.hall.seedplan import seed_plan
+
+        parts.append(seed_plan(plan.spec))
+    return digest(parts)
 
 
 def _play(

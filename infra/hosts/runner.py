@@ -128,10 +128,14 @@ def _message(res: dict[str, Any]) -> str:
         if isinstance(item, dict) and item.get("failed"):
             label = item.get("_ansible_item_label", item.get("item", ""))
             return f"{label}: {_message(item)}"
-    for key in ("msg", "stderr", "module_stderr", "reason"):
-        value = res.get(key)
+    texts = {k: str(res.get(k) or "").strip() for k in ("msg", "stderr", "module_stderr", "reason")}
+    if texts["msg"] == "non-zero return code" and (texts["stderr"] or res.get("stdout")):
+        # a command that failed: what it printed says why, not ansible's generic message
+        detail = texts["stderr"] or str(res.get("stdout")).strip()
+        return f"exit {res.get('rc')}: {detail.splitlines()[-1][:400]}"
+    for value in texts.values():
         if value:
-            return str(value).strip().splitlines()[-1][:400]
+            return value.splitlines()[-1][:400]
     return json.dumps(res)[:400]
 
 

@@ -87,3 +87,19 @@ def test_a_changed_quota_changes_exactly_that_tenant(tmp_path: Path) -> None:
     assert sum(n.startswith("tenant-") for n in new) == len(raw["departments"])
     changed = sorted(n for n in new if old.get(n) != new[n])
     assert changed == [f"tenant-{raw['departments'][1]['code']}"]
+
+
+def _play_inputs(graph: list[dict[str, Any]]) -> dict[str, str]:
+    return {_name(r): r["inputs"]["inputs"] for r in graph if "playbook" in r["inputs"]}
+
+
+def test_more_service_items_rerun_the_hall_play_only(tmp_path: Path) -> None:
+    raw = generate("lab")
+    spec = tmp_path / "lab.yaml"
+    spec.write_text(dump(raw), encoding="utf-8")
+    before = _play_inputs(run_program(Settings(spec, "lab")))
+    raw["departments"][0]["items"]["administrative"] += 40  # more guides in the hall catalog
+    spec.write_text(dump(raw), encoding="utf-8")
+    after = _play_inputs(run_program(Settings(spec, "lab")))
+    assert set(before) == set(after) and len(before) >= 3
+    assert sorted(n for n in after if before[n] != after[n]) == ["halls"]
