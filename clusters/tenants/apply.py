@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from clusters.tenants import kube
+from clusters.tenants import DEFAULT_CONCURRENCY, kube
 from clusters.tenants.kube import Kube
 from clusters.tenants.plan import L_MANAGED_BY, L_PART_OF, TenantPlan
 from govcloud.errors import OperationError
@@ -35,7 +35,6 @@ Key = tuple[str, str, str, str]
 T = TypeVar("T")
 R = TypeVar("R")
 
-DEFAULT_CONCURRENCY = 16
 MANAGED_SELECTOR = f"{L_MANAGED_BY}={kube.FIELD_MANAGER},{L_PART_OF} in (tenants,platform)"
 #: the kinds a tenant plan is made of (listed to find what the server holds)
 TENANT_KINDS = [

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from clusters.deploy import objects, rollout
-from clusters.deploy.spec import AppSpec, check, load_app
-from clusters.tenants.plan import plan_tenants
 from govcloud.cli.common import JsonOpt, console, print_json, read_spec
 from govcloud.cli.tenants import KubeconfigOpt, connect
-from govcloud.errors import InputError, OperationError
+from govcloud.errors import InputError
 from govcloud.naming import tenant_namespace
+
+# the app modules build Kubernetes client objects: imported by the commands that use them
+if TYPE_CHECKING:
+    from clusters.deploy import rollout
+    from clusters.deploy.spec import AppSpec
 
 app = typer.Typer(
     help="Deploy a department app (Deployment, Service, optional Ingress and autoscaler) into "
@@ -39,6 +41,10 @@ WaitOpt = Annotated[bool, typer.Option(help="wait for the rollout")]
 
 def _validated(path: Path, spec: Path | None) -> tuple[AppSpec, list[dict[str, Any]]]:
     """Load and check the app against its tenant; nothing is sent before this passes."""
+    from clusters.deploy import objects
+    from clusters.deploy.spec import check, load_app
+    from clusters.tenants.plan import plan_tenants
+
     a = load_app(path)
     s = read_spec(spec)
     p = plan_tenants(s)
@@ -84,6 +90,8 @@ def deploy(
     resources within limits and quota, secrets in the department's own OpenBao mount), then
     apply it and wait for the rollout. Exits 2 on a bad spec (nothing sent), 1 when the API
     server refuses or the rollout does not complete (the reason is reported)."""
+    from clusters.deploy import rollout
+
     a, manifests = _validated(app_spec, spec)
     if dry_run:
         if json:
@@ -120,6 +128,8 @@ def _where(
     app_spec: Path | None, name: str | None, department: str | None, env: str
 ) -> tuple[str, str]:
     if app_spec is not None:
+        from clusters.deploy.spec import load_app
+
         a = load_app(app_spec)
         return a.namespace, a.name
     if not (name and department):
@@ -144,6 +154,8 @@ def status(
     json: JsonOpt = False,
 ) -> None:
     """The app's rollout: revision, replicas, conditions, earlier revisions, pods."""
+    from clusters.deploy import rollout
+
     ns, n = _where(app_spec, name, department, environment)
     st = rollout.status(connect(kubeconfig), ns, n)
     if json:
@@ -188,10 +200,8 @@ def rollback(
     json: JsonOpt = False,
 ) -> None:
     """Roll the app back to an earlier revision's pod template."""
+    from clusters.deploy import rollout
+
     ns, n = _where(app_spec, name, department, environment)
-    try:
-        result = rollout.rollback(connect(kubeconfig), ns, n, to_revision, wait=wait,
-                                  timeout=timeout)  # fmt: skip
-    except OperationError:
-        raise
+    result = rollout.rollback(connect(kubeconfig), ns, n, to_revision, wait=wait, timeout=timeout)
     _report(result, json, {"namespace": ns, "name": n})

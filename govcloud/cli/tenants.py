@@ -5,22 +5,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from clusters.tenants import apply as tenant_apply
-from clusters.tenants import kube as kube_mod
-from clusters.tenants.credentials import department_kubeconfig
-from clusters.tenants.kube import Kube
-from clusters.tenants.plan import TenantPlan, plan_tenants
-from clusters.tenants.validate import SchemasMissing, has_schemas, server_dry_run, validate_offline
+from clusters.tenants import DEFAULT_CONCURRENCY
 from govcloud.cli.common import JsonOpt, SpecArg, console, err_console, print_json, read_spec
 from govcloud.errors import InputError, OperationError
 from govcloud.naming import DEPARTMENT_ROLES
-from govcloud.toolchain.k8s import ClusterConfig
+
+# the Kubernetes client takes most of a second to import: only the commands that talk to a
+# server or build objects import it, so `govcloud --help` and the other areas stay quick
+if TYPE_CHECKING:
+    from clusters.tenants import apply as tenant_apply
+    from clusters.tenants.kube import Kube
+    from clusters.tenants.plan import TenantPlan
 
 app = typer.Typer(
     help="Department tenants on Kubernetes: namespaces with Pod Security 'restricted', quota "
@@ -63,6 +64,8 @@ StateOpt = Annotated[
 
 
 def kubeconfig_path(kubeconfig: Path | None) -> Path:
+    from govcloud.toolchain.k8s import ClusterConfig
+
     if kubeconfig is not None:
         return kubeconfig
     env = os.environ.get("GOVCLOUD_KUBECONFIG")
@@ -70,16 +73,22 @@ def kubeconfig_path(kubeconfig: Path | None) -> Path:
 
 
 def connect(kubeconfig: Path | None, pool: int = 16) -> Kube:
+    from clusters.tenants.kube import Kube
+
     return Kube.from_kubeconfig(kubeconfig_path(kubeconfig), pool=pool)
 
 
 def _plan(spec: Path | None) -> TenantPlan:
+    from clusters.tenants.plan import plan_tenants
+
     return plan_tenants(read_spec(spec))
 
 
 @app.command()
 def plan(spec: SpecArg = None, json: JsonOpt = False) -> None:
     """Show each department's tenant: namespaces, quota per environment, grants (no server)."""
+    from clusters.tenants.plan import plan_tenants
+
     s = read_spec(spec)
     p = plan_tenants(s)
     rows: list[dict[str, Any]] = []
@@ -146,6 +155,9 @@ def render(
 ) -> None:
     """Write every tenant object as YAML (one file per department, one for the platform, and a
     kustomization) after validating each against the Kubernetes schemas (kubernetes-validate)."""
+    from clusters.tenants import apply as tenant_apply
+    from clusters.tenants.validate import SchemasMissing, validate_offline
+
     p = _plan(spec)
     version = kube_version or _toolchain_kube_version()
     if validate:
@@ -206,12 +218,14 @@ def _check_errors(outcome: tenant_apply.Outcome) -> None:
 def diff(
     spec: SpecArg = None,
     kubeconfig: KubeconfigOpt = None,
-    concurrency: ConcurrencyOpt = tenant_apply.DEFAULT_CONCURRENCY,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     full: FullOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """What `apply` would change, asked of the API server (dry-run server-side apply); what
     `apply --prune` would delete. Exits 0 whether or not there are changes."""
+    from clusters.tenants import apply as tenant_apply
+
     p = _plan(spec)
     outcome = tenant_apply.diff(p, connect(kubeconfig, concurrency), concurrency, full=full)
     if json:
@@ -232,7 +246,7 @@ def diff(
 def apply_cmd(
     spec: SpecArg = None,
     kubeconfig: KubeconfigOpt = None,
-    concurrency: ConcurrencyOpt = tenant_apply.DEFAULT_CONCURRENCY,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     prune: Annotated[
         bool,
         typer.Option(
@@ -245,6 +259,9 @@ def apply_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Server-side apply (field manager `govcloud`) of every tenant object, in parallel."""
+    from clusters.tenants import apply as tenant_apply
+    from clusters.tenants import kube as kube_mod
+
     p = _plan(spec)
 
     def announce(keys: list[tenant_apply.Key]) -> None:
@@ -281,6 +298,8 @@ def validate(
 ) -> None:
     """Validate every manifest against the schemas of the server's version (kubernetes-validate);
     where it has none for that version, ask the server itself (dry-run) and say so."""
+    from clusters.tenants.validate import has_schemas, server_dry_run, validate_offline
+
     p = _plan(spec)
     k = connect(kubeconfig)
     version = k.server_version()
@@ -315,6 +334,9 @@ def credentials(
 ) -> None:
     """A kubeconfig for a department role on the local API server: a client certificate signed
     by its CA with the department's group (dept-<code>-<role>s) as organisation."""
+    from clusters.tenants.credentials import department_kubeconfig
+    from govcloud.toolchain.k8s import ClusterConfig
+
     s = read_spec(spec)
     if s.department(department) is None:
         raise InputError(f"no department with code {department!r} in spec {s.name}")
