@@ -13,6 +13,11 @@ import pytest
 from govcloud.spec.generate import generate
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` go to the end, whatever order the paths were given in."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 @pytest.fixture(scope="session")
 def _lab_raw() -> dict[str, Any]:
     return generate("lab")

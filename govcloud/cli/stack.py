@@ -7,10 +7,12 @@ without `pulumi login`. The stack is created on first use.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -47,8 +49,25 @@ def pulumi_command(ctx: typer.Context) -> None:
                 text=True,
                 check=False,
             )
-        proc = subprocess.run([exe, *args], cwd=PROJECT_ROOT, env=env, check=False)
-    raise typer.Exit(proc.returncode)
+        code = run_forwarding_signals([exe, *args], cwd=PROJECT_ROOT, env=env)
+    raise typer.Exit(code)
+
+
+def run_forwarding_signals(argv: list[str], **kwargs: Any) -> int:
+    """Run pulumi and wait for it, whatever signal arrives. Ctrl-C reaches pulumi from the
+    terminal (same process group) and SIGTERM is passed on, so pulumi cancels cleanly (what is
+    in flight lands in the state) instead of this wrapper dying and leaving it half-way; the
+    stack file is restored afterwards either way."""
+    proc = subprocess.Popen(argv, **kwargs)
+    previous = {
+        signal.SIGINT: signal.signal(signal.SIGINT, lambda _s, _f: None),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda s, _f: proc.send_signal(s)),
+    }
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
