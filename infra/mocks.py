@@ -3,6 +3,7 @@ anything (used by the unit tests and by the preview benchmark)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pulumi
@@ -48,6 +49,9 @@ def run_program(settings: Settings) -> list[dict[str, Any]]:
 
     mocks = Mocks()
     monitor = Recorder(mocks)
+    # the mocked engine uses the thread's current event loop; an earlier asyncio.run() in the
+    # same process (the load tests, the hall) leaves none behind
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(
         mocks, project="govcloud", stack="test", preview=False, monitor=monitor
     )
