@@ -21,9 +21,7 @@ def build(settings: Settings) -> dict[str, Any]:
     network = GovNetwork("network", GovNetworkArgs(plan))
     dc = DataCenter("datacenter", DataCenterArgs(plan, settings, network))
     identity = Identity("identity", PlayArgs(plan, settings, [dc.site]))
-    after_identity: list[pulumi.Resource] = [dc.site]
-    if identity.play is not None:
-        after_identity.append(identity.play)
+    after_identity: list[pulumi.Resource] = [dc.site, identity.deployment]
     bastion = Bastion("bastion", PlayArgs(plan, settings, after_identity))
     halls = Halls("halls", PlayArgs(plan, settings, after_identity))
     components: dict[str, Any] = {

@@ -19,6 +19,7 @@ from infra.inventory import ansible_inventory
 from infra.plan import Plan
 from infra.providers.ansible import AnsiblePlay, tree_digest
 from infra.providers.base import digest
+from infra.providers.identity import IdentityDeployment
 from infra.settings import Settings
 
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
@@ -138,8 +139,27 @@ class PlayArgs:
     after: list[pulumi.Resource] = dataclasses.field(default_factory=list)
 
 
+def identity_inputs(plan: Plan) -> str:
+    """What the identity deployment depends on: its playbooks and roles, the inventory, and
+    the identity plan (mounts, policies, groups, users, SSH roles, TTLs) made from the spec."""
+    from security.identity.plan import make_identity_plan
+
+    roles = [PLAYBOOKS / "roles" / r for b in IDENTITY_PLAYBOOKS for r in roles_of(b)]
+    return digest(
+        [
+            tree_digest(*(PLAYBOOKS / b for b in IDENTITY_PLAYBOOKS), *roles),
+            ansible_inventory(plan.spec, plan.hosts),
+            dataclasses.asdict(make_identity_plan(plan.spec, plan.hosts)),
+        ]
+    )
+
+
+IDENTITY_PLAYBOOKS = ("identity.yml", "bastion.yml")
+
+
 class Identity(pulumi.ComponentResource):
-    """The OpenBao cluster on the identity hosts and identity as code."""
+    """The OpenBao cluster on the identity hosts, identity as code, host certificates and the
+    bastion's trust in the SSH CA (one procedure: ``IdentityDeployment``)."""
 
     address: pulumi.Output[str]
 
@@ -147,10 +167,14 @@ class Identity(pulumi.ComponentResource):
         self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("govcloud:index:Identity", name, None, opts)
-        self.play = (
-            _play("identity", "identity.yml", args, self, args.after)
-            if (PLAYBOOKS / "identity.yml").is_file()
-            else None
+        s: Settings = args.settings
+        self.deployment = IdentityDeployment(
+            "identity",
+            spec=str(s.spec),
+            inputs=identity_inputs(args.plan),
+            user=s.admin_user,
+            identity_file=str(s.identity_file) if s.identity_file else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
         )
         first = next((h.address for h in args.plan.hosts if h.role == "identity"), "")
         self.address = pulumi.Output.from_input(f"https://{first}:8200" if first else "")
@@ -158,18 +182,19 @@ class Identity(pulumi.ComponentResource):
 
 
 class Bastion(pulumi.ComponentResource):
-    """The bastion: trusts only the identity system's SSH CA, logs every session."""
+    """The bastion: the one way in, trusting only the identity system's SSH CA and logging
+    every session. Configured by the identity deployment it waits for (``args.after``)."""
 
     address: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("govcloud:index:Bastion", name, None, opts)
-        self.play = (
-            _play("bastion", "bastion.yml", args, self, args.after)
-            if (PLAYBOOKS / "bastion.yml").is_file()
-            else None
+        super().__init__(
+            "govcloud:index:Bastion",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=args.after)),
         )
         self.address = pulumi.Output.from_input(
             next((h.address for h in args.plan.hosts if h.role == "bastion"), "")

@@ -216,16 +216,40 @@ def firewall_default_deny(host: Any, ctx: Context) -> str:
     return "nft: table inet govcloud, input chain policy drop"
 
 
+def ssh_openings(chain: str) -> list[str]:
+    """The input chain's rules, in order, that accept SSH from anyone but the bastion: an
+    accept matching port 22 (by its port, or by matching every TCP port) from a source whose
+    port 22 no earlier drop has closed. Empty when only the bastion gets in."""
+    closed: set[str] = set()
+    opened: list[str] = []
+    for raw in chain.splitlines():
+        rule = raw.strip()
+        verdict = re.search(r"\b(accept|drop|reject)\b", rule)
+        if not verdict or rule.startswith(("ct state", "iif ", "type ")) or "icmp" in rule:
+            continue
+        ports = re.search(r"dport (\{[^}]*\}|\d+)", rule)
+        if ports:
+            hits_22 = re.search(r"\b22\b", ports.group(1)) is not None
+        else:
+            hits_22 = re.search(r"l4proto (?!tcp\b)|\budp\b", rule) is None
+        if not hits_22:
+            continue
+        source = re.search(r"ip saddr (\S+)", rule)
+        who = source.group(1) if source else "*"
+        if verdict.group(1) != "accept":
+            closed.add(who)
+        elif who != "@s_role_bastion" and who not in closed and "*" not in closed:
+            opened.append(rule)
+    return opened
+
+
 def ssh_only_from_bastion(host: Any, ctx: Context) -> str:
     chain = _input_chain(host)
-    ssh_rules = [
-        line.strip()
-        for line in chain.splitlines()
-        if re.search(r"dport (\{[^}]*\b22\b[^}]*\}|22\b)", line)
-    ]
-    assert ssh_rules, "no SSH rule: SSH is closed to the bastion too"
-    for rule in ssh_rules:
-        assert "@s_role_bastion" in rule, f"SSH opened to others: {rule}"
+    assert re.search(r"ip saddr @s_role_bastion tcp dport (\{[^}]*\b22\b[^}]*\}|22\b)", chain), (
+        "no SSH rule for the bastion: SSH is closed to the bastion too"
+    )
+    opened = ssh_openings(chain)
+    assert not opened, f"SSH opened to others: {opened[0]}"
     elements = host.run("nft list set inet govcloud s_role_bastion").stdout
     assert ctx.bastion in elements, f"the bastion set does not hold {ctx.bastion}"
     return f"SSH accepted only from {ctx.bastion} (the bastion)"

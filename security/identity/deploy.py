@@ -156,10 +156,17 @@ def write_client_files(
     )
 
 
-def deploy(spec: Spec, say: Callable[[str], None] = lambda _m: None) -> DeployReport:
+def deploy(
+    spec: Spec,
+    say: Callable[[str], None] = lambda _m: None,
+    *,
+    admin: ssh_config.Credentials | None = None,
+) -> DeployReport:
+    """The whole procedure; ``admin``: the administrator's account and key on the hosts
+    (default: the lab's own)."""
     paths = Paths.default()
     report = DeployReport()
-    target = prepare(spec, lab_credentials())
+    target = prepare(spec, admin or lab_credentials())
     hosts = target.plan.hosts
     say("identity.yml: OpenBao servers, host keys")
     run = install(target, paths, progress=say)

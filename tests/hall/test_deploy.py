@@ -63,7 +63,7 @@ def test_systemd_unit_runs_one_instance_per_port(tmp_path: Path) -> None:
     assert "Environment=HALL_PORT=%i" in unit
     assert "ExecStartPre=/usr/bin/python3 -m hall migrate" in unit
     assert "ExecStart=/usr/bin/python3 -m hall serve" in unit
-    assert "EnvironmentFile=/etc/govcloud/hall.env" in unit
+    assert "EnvironmentFile=/etc/govcloud/hall/hall.env" in unit
     if shutil.which("systemd-analyze"):
         path = tmp_path / "govcloud-hall@.service"
         path.write_text(_render("govcloud-hall@.service.j2", user="root"))

@@ -1,0 +1,56 @@
+"""Reading a host's input chain for SSH openings, rule by rule in order."""
+
+from __future__ import annotations
+
+import pytest
+
+from security.compliance.checks import ssh_openings
+
+pytestmark = pytest.mark.unit
+
+HEAD = """
+    type filter hook input priority filter; policy drop;
+    ct state established,related accept
+    iif "lo" accept
+    ip saddr @s_role_bastion tcp dport { 22 } accept comment "R002 ssh-from-bastion"
+"""
+
+
+def test_a_department_segment_closed_to_ssh_before_its_own_accept_is_not_an_opening() -> None:
+    chain = HEAD + (
+        'ip saddr @s_dept_mzt tcp dport { 22 } drop comment "R021 mzt-internal-no-ssh"\n'
+        'ip saddr @s_dept_mzt meta l4proto tcp accept comment "R022 mzt-internal"\n'
+    )
+    assert ssh_openings(chain) == []
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "ip saddr @s_dept_mzt meta l4proto tcp accept",  # every TCP port, 22 included
+        "ip saddr @s_sites tcp dport { 22, 80 } accept",
+        "tcp dport 22 accept",
+        "ip saddr @s_public accept",
+    ],
+)
+def test_an_accept_that_lets_others_reach_port_22_is_named(rule: str) -> None:
+    assert ssh_openings(HEAD + rule + "\n") == [rule]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "ip saddr @s_sites tcp dport { 80, 443 } accept",
+        "ip saddr @s_sites meta l4proto udp accept",
+        "ip saddr @s_management icmp type echo-request accept",
+    ],
+)
+def test_accepts_that_miss_port_22_are_not_openings(rule: str) -> None:
+    assert ssh_openings(HEAD + rule + "\n") == []
+
+
+def test_a_drop_for_another_source_does_not_close_port_22_for_this_one() -> None:
+    chain = HEAD + (
+        "ip saddr @s_dept_a tcp dport 22 drop\nip saddr @s_dept_b meta l4proto tcp accept\n"
+    )
+    assert ssh_openings(chain) == ["ip saddr @s_dept_b meta l4proto tcp accept"]
