@@ -86,7 +86,8 @@ def test_secrets_are_generated_on_the_controller_and_kept_out_of_git(
         assert ignored.returncode == 0, f"{path} is not ignored by git"
     # on a hall host the secrets are in the settings file only, readable by the service account
     lab = Lab(halls[0].plan.spec.name)
-    mode = lab.exec("hall-1", ["stat", "-c", "%a %U:%G", "/etc/govcloud/hall/hall.env"]).stdout.split()
+    env_file = "/etc/govcloud/hall/hall.env"
+    mode = lab.exec("hall-1", ["stat", "-c", "%a %U:%G", env_file]).stdout.split()
     assert mode == ["640", "root:govcloud-hall"]
 
 
