@@ -38,7 +38,9 @@ def _spec(tmp: Path) -> Path:
     return path
 
 
-def _cycle(spec_path: Path, tuned: bool) -> tuple[float, float, int]:
+def _cycle(spec_path: Path, tuned: bool) -> tuple[float, float, int, list[str]]:
+    """First and idempotent run on fresh hosts: seconds, changes on the second run, and the
+    hosts that failed (reported, not raised: Ansible's defaults may not get through)."""
     spec = parse(yaml.safe_load(spec_path.read_text(encoding="utf-8")))
     topo = plan_topology(spec)
     down(NAME)
@@ -50,9 +52,8 @@ def _cycle(spec_path: Path, tuned: bool) -> tuple[float, float, int]:
     start = time.perf_counter()
     second = apply(target)
     t_second = time.perf_counter() - start
-    if not (first.ok and second.ok):
-        raise RuntimeError(f"hosts apply failed: {first.failures[:3]} {second.failures[:3]}")
-    return t_first, t_second, second.changed
+    failed = sorted({f"{f.host}: {f.message}" for f in first.failures + second.failures})
+    return t_first, t_second, second.changed, failed
 
 
 def run() -> Result:
@@ -76,9 +77,12 @@ def run() -> Result:
             "tuned_over_defaults_first": round(tuned[0] / plain[0], 2),
             "tuned_over_defaults_idempotent": round(tuned[1] / plain[1], 2),
             "changed_on_second_run": tuned[2],
+            "failed_tuned": "; ".join(tuned[3][:3]),
+            "failed_defaults": "; ".join(plain[3][:3]),
         },
         {
+            "every host converges with the project's settings": not tuned[3],
             "idempotent run at most a third of the first": tuned[1] <= tuned[0] / 3,
-            "second run changes nothing": tuned[2] == 0 and plain[2] == 0,
+            "second run changes nothing": tuned[2] == 0,
         },
     )

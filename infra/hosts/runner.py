@@ -107,8 +107,12 @@ class Connection:
 
     ssh_config: Path
     user: str
-    tuned: bool = True  # SSH multiplexing and pipelining (False: Ansible's defaults)
-    forks: int = 16
+    tuned: bool = True  # SSH multiplexing, pipelining, 16 forks (False: Ansible's defaults)
+    forks: int | None = None  # None: 16 when tuned, else Ansible's default of 5
+
+    @property
+    def fork_count(self) -> int:
+        return self.forks or (16 if self.tuned else 5)
 
 
 def _timestamp(event: dict[str, Any]) -> float:
@@ -125,7 +129,7 @@ def _timestamp(event: dict[str, Any]) -> float:
 
 def _message(res: dict[str, Any]) -> str:
     for item in res.get("results", []) or []:  # a loop: the first item that failed
-        if isinstance(item, dict) and item.get("failed"):
+        if isinstance(item, dict) and (item.get("failed") or item.get("unreachable")):
             label = item.get("_ansible_item_label", item.get("item", ""))
             return f"{label}: {_message(item)}"
     texts = {k: str(res.get(k) or "").strip() for k in ("msg", "stderr", "module_stderr", "reason")}
@@ -198,6 +202,9 @@ def _run(
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_FORCE_COLOR": "False",
         "ANSIBLE_TIMEOUT": "20",
+        # a new connection through the bastion can be refused while many open at once (sshd's
+        # MaxStartups on a bastion not yet configured): try again rather than fail the host
+        "ANSIBLE_SSH_RETRIES": "3",
     }
     if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
         env["ANSIBLE_PIPELINING"] = "True"
@@ -249,7 +256,7 @@ def _run(
             extravars=extravars or {},
             limit=limit,
             cmdline="--check --diff" if check else None,
-            forks=connection.forks,
+            forks=connection.fork_count,
             event_handler=on_event,
             quiet=True,
             rotate_artifacts=KEEP_ARTIFACTS,

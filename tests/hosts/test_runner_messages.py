@@ -33,3 +33,11 @@ def test_a_loop_names_the_item_that_failed() -> None:
         ]
     }
     assert _message(res) == "sshd: Could not find the requested service"
+
+
+def test_a_loop_names_the_item_whose_host_went_away() -> None:
+    res = {
+        "msg": "All items completed",
+        "results": [{"item": "PASS_MAX_DAYS", "unreachable": True, "msg": "kex reset by peer"}],
+    }
+    assert _message(res) == "PASS_MAX_DAYS: kex reset by peer"
