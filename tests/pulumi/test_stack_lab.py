@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from govcloud.paths import state_dir
 from infra.lab import lxc as lx
 from infra.lab.lab import Lab
 from infra.lab.state import LabPaths
@@ -40,7 +42,18 @@ def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("stack-state")
+    """A state directory with a Pulumi backend of its own (a new stack) and everything else the
+    session's lab left (OpenBao's shares and TLS, SSH files): the operator's state, so the
+    stack adopts an identity system earlier tests may have initialised."""
+    state = tmp_path_factory.mktemp("stack-state")
+    if state_dir().is_dir():
+        shutil.copytree(
+            state_dir(),
+            state,
+            ignore=shutil.ignore_patterns("pulumi", "pulumi-*", "ansible"),
+            dirs_exist_ok=True,
+        )
+    return state
 
 
 def _interrupted_up(state: Path, when: re.Pattern[str]) -> tuple[int, str]:
