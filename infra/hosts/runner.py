@@ -9,9 +9,11 @@ the ssh_config, never passwords).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -125,6 +127,22 @@ def _timestamp(event: dict[str, Any]) -> float:
         except ValueError:
             pass
     return time.time()
+
+
+def warm_bastion(config: Path) -> None:
+    """Open the bastion's master connection before the forks start, so every host's ProxyJump
+    shares it instead of each racing to open its own: a burst of new connections beyond
+    sshd's MaxStartups gets some dropped during key exchange. Best effort: a failure here
+    shows up, with its reason, in the play itself."""
+    if not config.is_file() or "\nHost bastion" not in config.read_text(encoding="utf-8"):
+        return
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            ["ssh", "-F", str(config), "-o", "BatchMode=yes", "bastion", "true"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
 
 
 def _message(res: dict[str, Any]) -> str:
@@ -245,6 +263,7 @@ def _run(
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    warm_bastion(connection.ssh_config)
     start = time.monotonic()
     try:
         result = ansible_runner.run(
