@@ -92,12 +92,39 @@ def write_hall_seed_plan(plan: Plan, plan_dir: Path) -> None:
         tmp.replace(path)
 
 
+def forget_replaced_lab_hosts(plan: Plan) -> None:
+    """A lab host re-created by ``lab up`` has a new host key: its old known_hosts entry would
+    make SSH refuse it (and every host reached through it, if it is the bastion). Entries of
+    lab hosts whose key is no longer the one lab up generated are dropped; the host CA's line
+    and every other entry stay."""
+    from infra.lab.lab import Lab
+
+    layout = ssh_config.Layout.default()
+    if not layout.known_hosts.is_file():
+        return
+    lab = Lab(plan.spec.name)
+    current = {h.address: k for h in plan.hosts if (k := lab.host_key(h.name)) is not None}
+    if not current:  # not a lab (or not up): known_hosts is left as it is
+        return
+    kept = []
+    for line in layout.known_hosts.read_text().splitlines():
+        names, _, key = line.partition(" ")
+        addresses = set(names.split(",")) & set(current)
+        if addresses and not line.startswith("@") and all(current[a] != key for a in addresses):
+            continue  # a lab host's old key
+        kept.append(line)
+    text = "".join(k + "\n" for k in kept)
+    if text != layout.known_hosts.read_text():
+        layout.known_hosts.write_text(text)
+
+
 def prepare(spec: Spec, creds: ssh_config.Credentials, *, tuned: bool = True) -> Target:
     plan_dir = state_dir() / "plan"
     plan = make_plan(spec, read_previous(plan_dir))
     write_plan(plan, plan_dir)
     if any(h.role == "hall" for h in plan.hosts):
         write_hall_seed_plan(plan, plan_dir)
+    forget_replaced_lab_hosts(plan)
     config = ssh_config.write(plan.hosts, creds)
     inventory = runtime_inventory(plan, plan_dir)
     return Target(plan, plan_dir, inventory, Connection(config, creds.user, tuned=tuned))

@@ -250,6 +250,16 @@ class Lab:
             return False
         return f"# {owner_mark(self.name)} " in text
 
+    def host_key(self, host: str) -> str | None:
+        """``host``'s public SSH host key (``type blob``), as lab up generated it; None when
+        the host does not exist."""
+        cdir = self.lxc.lxcpath / self.container(host)
+        config = cdir / "config"
+        if not config.is_file():
+            return None
+        pub = _upper_dir(config.read_text(), cdir) / "etc/ssh/ssh_host_ed25519_key.pub"
+        return " ".join(pub.read_text().split()[:2]) if pub.is_file() else None
+
     def our_containers(self) -> list[str]:
         return [c for c in self.lxc.names() if self.owns_container(c)]
 
