@@ -142,16 +142,18 @@ def verify(
         if proc.returncode != 0:
             raise OperationError(f"{host}: cannot start the probe listener: {proc.stderr}")
 
-    def probe(source: str, only: list[Check] | None = None) -> list[Outcome]:
+    def probe(
+        source: str, only: list[Check] | None = None, patience: float = wait
+    ) -> list[Outcome]:
         mine = [c for c in (checks if only is None else only) if c.src == source]
         payload = json.dumps(
             [{"addr": c.dst_address, "port": c.port, "proto": c.proto} for c in mine]
         )
         proc = lab.exec(
             source,
-            ["python3", "-c", _PROBE, str(wait)],
+            ["python3", "-c", _PROBE, str(patience)],
             input=payload,
-            timeout=60 + wait * len(mine) / 40,
+            timeout=60 + patience * len(mine) / 40,
             check=False,
         )
         if proc.returncode != 0:
@@ -167,13 +169,15 @@ def verify(
     try:
         with ThreadPoolExecutor(8) as ex:
             results = [o for chunk in ex.map(probe, [s.name for s in sources]) for o in chunk]
-        # a mismatch is confirmed alone: a daemon serving a probed port (rsyslog on 514) may
-        # drop connections beyond its backlog when every source knocks at once
+        # a mismatch is confirmed alone and with more patience: a daemon serving a probed port
+        # (rsyslog on 514) may be slow to accept, or drop a burst beyond its backlog
         wrong = [o.check for o in results if not o.ok]
         if wrong:
             progress(f"probing {len(wrong)} mismatches again, one source at a time")
             again = {
-                o.check: o for src in sorted({c.src for c in wrong}) for o in probe(src, wrong)
+                o.check: o
+                for src in sorted({c.src for c in wrong})
+                for o in probe(src, wrong, patience=wait * 4)
             }
             results = [again.get(o.check, o) for o in results]
     finally:

@@ -50,7 +50,7 @@ def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(
             state_dir(),
             state,
-            ignore=shutil.ignore_patterns("pulumi", "pulumi-*", "ansible"),
+            ignore=shutil.ignore_patterns("pulumi", "pulumi-*", "ansible", "cm"),
             dirs_exist_ok=True,
         )
     return state
