@@ -40,7 +40,7 @@ def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the destroy test runs last, apart from the module's others
 def stack_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state directory with a Pulumi backend of its own (a new stack) and everything else the
     session's lab left (OpenBao's shares and TLS, SSH files): the operator's state, so the
@@ -100,6 +100,9 @@ def test_destroy_removes_the_lab_and_leaves_nothing_behind(
 ) -> None:
     gone = govcloud_pulumi(stack_state, "destroy", "--stack", "lab", "--yes", "--skip-preview")
     assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr[-2000:]
+    assert re.search(r"- \d+ deleted", gone.stdout) and "fabric deleted" in gone.stdout, (
+        gone.stdout[-3000:]
+    )
     listing = govcloud_pulumi(stack_state, "stack", "--stack", "lab", "--show-urns")
     assert "urn:pulumi" not in listing.stdout, listing.stdout[-2000:]
     lab = Lab(LAB)
