@@ -31,25 +31,12 @@ class AnsiblePlayProvider(GovProvider):
     ignore = ("__provider", "result", "drift")
 
     def _run(self, props: dict[str, Any], *, check: bool = False) -> dict[str, Any]:
-        from govcloud.spec import load_spec
-        from infra.hosts.apply import lab_credentials, prepare
-        from infra.hosts.runner import run_playbook
-        from security.access.ssh_config import Credentials
+        from infra.providers.child import in_child
 
-        key = props.get("identity_file")
-        creds = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
-        target = prepare(load_spec(props["spec"]), creds)
-        result = run_playbook(
-            props["playbook"],
-            target.inventory,
-            target.connection,
-            limit=props.get("limit") or None,
-            check=check,
+        result: dict[str, str] = in_child(
+            "infra.providers.ansible:run_play", {**props, "check": check}
         )
-        if not check and not result.ok:
-            detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
-            raise OperationError(f"{props['playbook']} failed: {detail}")
-        return {h.host: h.status for h in result.hosts.values()}
+        return result
 
     def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         result = self._run(props)
@@ -64,6 +51,30 @@ class AnsiblePlayProvider(GovProvider):
             "drift": drift,
             "inputs": props.get("inputs", "") + ("" if not drift else "+drift"),
         }
+
+
+def run_play(props: dict[str, Any]) -> dict[str, str]:
+    """The play itself (run by ``in_child``, away from the provider's gRPC threads)."""
+    from govcloud.spec import load_spec
+    from infra.hosts.apply import lab_credentials, prepare
+    from infra.hosts.runner import run_playbook
+    from security.access.ssh_config import Credentials
+
+    check = bool(props.get("check"))
+    key = props.get("identity_file")
+    creds = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
+    target = prepare(load_spec(props["spec"]), creds)
+    result = run_playbook(
+        props["playbook"],
+        target.inventory,
+        target.connection,
+        limit=props.get("limit") or None,
+        check=check,
+    )
+    if not check and not result.ok:
+        detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
+        raise OperationError(f"{props['playbook']} failed: {detail}")
+    return {h.host: h.status for h in result.hosts.values()}
 
 
 class AnsiblePlay(Resource):

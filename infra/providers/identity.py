@@ -22,21 +22,26 @@ class IdentityDeploymentProvider(GovProvider):
     ignore = ("__provider", "result")
 
     def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        from govcloud.spec import load_spec
-        from infra.hosts.apply import lab_credentials
-        from security.access.ssh_config import Credentials
-        from security.identity.deploy import deploy
+        from infra.providers.child import in_child
 
-        key = props.get("identity_file")
-        admin = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
-        report = deploy(load_spec(props["spec"]), admin=admin)
-        return "identity", {
-            "result": {
-                "host_certificates": report.host_certificates,
-                "root_revoked": report.root_revoked,
-                "changed": len(report.identity.get("changed", [])),
-            }
-        }
+        return "identity", {"result": in_child("infra.providers.identity:deploy_identity", props)}
+
+
+def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
+    """The procedure itself (run by ``in_child``, away from the provider's gRPC threads)."""
+    from govcloud.spec import load_spec
+    from infra.hosts.apply import lab_credentials
+    from security.access.ssh_config import Credentials
+    from security.identity.deploy import deploy
+
+    key = props.get("identity_file")
+    admin = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
+    report = deploy(load_spec(props["spec"]), admin=admin)
+    return {
+        "host_certificates": report.host_certificates,
+        "root_revoked": report.root_revoked,
+        "changed": len(report.identity.get("changed", [])),
+    }
 
 
 class IdentityDeployment(Resource):
