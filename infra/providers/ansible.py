@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from govcloud.errors import OperationError
-from infra.providers.base import GovProvider, digest
+from infra.providers.base import GovProvider, admin_credentials, digest
 
 
 def tree_digest(*roots: Path) -> str:
@@ -56,14 +56,11 @@ class AnsiblePlayProvider(GovProvider):
 def run_play(props: dict[str, Any]) -> dict[str, str]:
     """The play itself (run by ``in_child``, away from the provider's gRPC threads)."""
     from govcloud.spec import load_spec
-    from infra.hosts.apply import lab_credentials, prepare
+    from infra.hosts.apply import prepare
     from infra.hosts.runner import run_playbook
-    from security.access.ssh_config import Credentials
 
     check = bool(props.get("check"))
-    key = props.get("identity_file")
-    creds = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
-    target = prepare(load_spec(props["spec"]), creds)
+    target = prepare(load_spec(props["spec"]), admin_credentials(props))
     result = run_playbook(
         props["playbook"],
         target.inventory,

@@ -31,6 +31,18 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def admin_credentials(props: dict[str, Any]) -> Any:
+    """The administrator's account and key on the hosts from a resource's ``user`` and
+    ``identity_file`` inputs (no key: the lab's own)."""
+    from pathlib import Path
+
+    from infra.hosts.apply import lab_credentials
+    from security.access.ssh_config import Credentials
+
+    key = props.get("identity_file")
+    return Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
+
+
 class GovProvider(ResourceProvider):
     """Base of every govcloud dynamic provider."""
 

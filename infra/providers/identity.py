@@ -8,13 +8,12 @@ plays. The procedure is idempotent; it runs again when its inputs' digest change
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import Resource
 
-from infra.providers.base import GovProvider
+from infra.providers.base import GovProvider, admin_credentials
 
 
 class IdentityDeploymentProvider(GovProvider):
@@ -30,13 +29,9 @@ class IdentityDeploymentProvider(GovProvider):
 def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
     """The procedure itself (run by ``in_child``, away from the provider's gRPC threads)."""
     from govcloud.spec import load_spec
-    from infra.hosts.apply import lab_credentials
-    from security.access.ssh_config import Credentials
     from security.identity.deploy import deploy
 
-    key = props.get("identity_file")
-    admin = Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
-    report = deploy(load_spec(props["spec"]), admin=admin)
+    report = deploy(load_spec(props["spec"]), admin=admin_credentials(props))
     return {
         "host_certificates": report.host_certificates,
         "root_revoked": report.root_revoked,
