@@ -140,7 +140,8 @@ def down(
     with console.status(f"lab {lab}: removing", spinner="dots") as spinner:
         report = lab_down(lab, purge, lambda m: spinner.update(f"lab {lab}: {escape(m)}"))
     for c in report.removed:
-        console.print(f"  [red]{c.kind} {escape(c.name)}: removed[/]", highlight=False)
+        detail = f" ({escape(c.detail)})" if c.detail else ""
+        console.print(f"  [red]{c.kind} {escape(c.name)}: {c.action}[/]{detail}", highlight=False)
     if not report.removed:
         console.print(f"lab {lab}: nothing to remove", highlight=False)
     else:

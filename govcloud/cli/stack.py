@@ -38,8 +38,12 @@ def pulumi_command(ctx: typer.Context) -> None:
     backend.ensure()
     env = backend.env()
     exe = str(locate("pulumi"))
-    stack = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--stack", "-s")), None)
-    with backend_salt(stack, backend.state_dir, PROJECT_ROOT):
+    stack = option(args, "--stack", "-s")
+    config_file = option(args, "--config-file")
+    config = None
+    if stack:
+        config = Path(config_file) if config_file else PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    with backend_salt(stack, backend.state_dir, config):
         if stack:  # create it on first use; selecting an existing one changes nothing
             subprocess.run(
                 [exe, "stack", "select", "--create", stack],
@@ -70,29 +74,46 @@ def run_forwarding_signals(argv: list[str], **kwargs: Any) -> int:
             signal.signal(sig, handler)
 
 
+def option(args: list[str], *names: str) -> str | None:
+    """The value of a pulumi option given as ``--name value`` or ``--name=value``."""
+    for i, a in enumerate(args):
+        if a in names and i + 1 < len(args):
+            return args[i + 1]
+        for n in names:
+            if a.startswith(n + "="):
+                return a[len(n) + 1 :]
+    return None
+
+
 @contextmanager
-def backend_salt(stack: str | None, state: Path, project: Path) -> Iterator[None]:
+def backend_salt(stack: str | None, state: Path, config: Path | None) -> Iterator[None]:
     """The passphrase provider's salt belongs to this backend's passphrase, not to the
-    repository: it is kept in the state directory and lent to ``Pulumi.<stack>.yaml`` only
-    while pulumi runs, so the committed stack file is the same on every machine."""
-    if stack is None:
+    repository: it is kept in the state directory and lent to the stack's configuration file
+    (``Pulumi.<stack>.yaml``, or the one ``--config-file`` names) only while pulumi runs, so
+    the committed stack file is the same on every machine. What pulumi itself changed in the
+    file (``config set``) stays."""
+    if stack is None or config is None:
         yield
         return
-    config = project / f"Pulumi.{stack}.yaml"
     kept = state / "pulumi-salts" / stack
-    original = config.read_text(encoding="utf-8") if config.exists() else None
-    lines = [ln for ln in (original or "").splitlines() if not ln.startswith(SALT)]
+    existed = config.exists()
+    lines = [
+        ln
+        for ln in (config.read_text(encoding="utf-8") if existed else "").splitlines()
+        if not ln.startswith(SALT)
+    ]
     if kept.exists():
         config.write_text("\n".join([*lines, kept.read_text().strip()]) + "\n", encoding="utf-8")
     try:
         yield
     finally:
-        now = config.read_text(encoding="utf-8") if config.exists() else ""
-        salt = next((ln for ln in now.splitlines() if ln.startswith(SALT)), None)
+        now = config.read_text(encoding="utf-8").splitlines() if config.exists() else []
+        salt = next((ln for ln in now if ln.startswith(SALT)), None)
         if salt:
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(salt + "\n")
-        if original is None:
+        rest = [ln for ln in now if not ln.startswith(SALT)]
+        if not existed and not rest:
             config.unlink(missing_ok=True)
         else:
-            config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            config.write_text("\n".join(rest) + "\n", encoding="utf-8")

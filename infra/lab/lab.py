@@ -66,7 +66,7 @@ INSTALL_HINT = (
 class Change:
     kind: str  # image, bridge, host, ruleset, nftables
     name: str
-    action: str  # created, changed, started, loaded, removed, unchanged
+    action: str  # created, changed, started, loaded, removed, retired, unchanged
     detail: str = ""
 
 
@@ -669,12 +669,21 @@ def _down(name: str, purge: bool, progress: Progress | None, paths: LabPaths) ->
         lx.run(["nft", "delete", "table", "inet", table])
         report.removed.append(Change("nftables", table, "removed"))
     remove_state(lab.paths, name)
+    if state and any(r.role == "identity" for r in state.hosts.values()):
+        # the OpenBao nodes are gone, and with them the cluster its shares opened
+        from security.openbao.cluster import Paths, retire_identity_state
+
+        retired = retire_identity_state(Paths.default())
+        if retired:
+            report.removed.append(
+                Change("identity state", str(retired), "retired", "its cluster is gone")
+            )
     if purge:
         _purge(lab, report, say)
     else:
         report.kept.append("cached image (use --purge to remove it)")
     for ch in report.removed:
-        say(f"{ch.kind} {ch.name}: removed")
+        say(f"{ch.kind} {ch.name}: {ch.action}")
     report.seconds = time.monotonic() - started
     return report
 

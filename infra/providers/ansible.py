@@ -28,7 +28,9 @@ def tree_digest(*roots: Path) -> str:
 
 class AnsiblePlayProvider(GovProvider):
     kind = "ansible play"
-    ignore = ("__provider", "result", "drift")
+    # the spec's path says where to read it, not what it holds: what the play depends on is
+    # in ``inputs`` (the digest), so a spec moved elsewhere unchanged re-runs nothing
+    ignore = ("__provider", "result", "drift", "spec")
 
     def _run(self, props: dict[str, Any], *, check: bool = False) -> dict[str, Any]:
         from infra.providers.child import in_child

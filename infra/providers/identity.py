@@ -18,7 +18,7 @@ from infra.providers.base import GovProvider, admin_credentials
 
 class IdentityDeploymentProvider(GovProvider):
     kind = "identity deployment"
-    ignore = ("__provider", "result")
+    ignore = ("__provider", "result", "spec")  # as for plays: the digest holds what counts
 
     def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         from infra.providers.child import in_child

@@ -88,6 +88,21 @@ def private_dirs(directory: Path) -> None:
             break
 
 
+def retire_identity_state(paths: Paths) -> Path | None:
+    """Move the secrets of an identity system whose hosts are gone (OpenBao's init file with
+    its shares, the identity credentials, tokens and keys) to ``secrets/retired/<UTC time>/``,
+    so the next bootstrap initialises the new cluster instead of refusing. Nothing is deleted.
+    Returns where they went, or None when there was nothing to move."""
+    found = [d for d in (paths.init_file.parent, paths.credentials_file.parent) if d.exists()]
+    if not found:
+        return None
+    to = paths.secrets / "retired" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    private_dirs(to)
+    for d in found:
+        d.rename(to / d.name)
+    return to
+
+
 def write_secret(path: Path, data: dict[str, Any]) -> None:
     """Write JSON mode 0600 (directories 0700), atomically."""
     private_dirs(path.parent)

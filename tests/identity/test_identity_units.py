@@ -242,3 +242,18 @@ def test_since_accepts_durations_and_rejects_nonsense() -> None:
     assert parse_since(None) is None
     with pytest.raises(InputError, match="duration"):
         parse_since("yesterday-ish")
+
+
+def test_the_secrets_of_a_destroyed_cluster_are_moved_aside_not_deleted(tmp_path: Path) -> None:
+    from security.openbao.cluster import Paths, read_secret, retire_identity_state, write_secret
+
+    paths = Paths(tmp_path)
+    assert retire_identity_state(paths) is None  # nothing to move
+    write_secret(paths.init_file, {"shares": 5})
+    write_secret(paths.credentials_file, {"ops": "x"})
+    to = retire_identity_state(paths)
+    assert to is not None and to.parent == paths.secrets / "retired"
+    assert not paths.init_file.exists() and not paths.credentials_file.exists()
+    assert read_secret(to / "openbao" / "init.json") == {"shares": 5}
+    assert read_secret(to / "identity" / "credentials.json") == {"ops": "x"}
+    assert to.stat().st_mode & 0o777 == 0o700

@@ -4,6 +4,7 @@ destroy` removes the lab and leaves nothing behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,15 +12,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes.utils.quantity import parse_quantity
 
-from govcloud.paths import state_dir
+from clusters.tenants.kube import KINDS
+from clusters.tenants.plan import plan_tenants
+from govcloud.paths import PROJECT_ROOT, state_dir
+from govcloud.spec import load_spec
 from infra.lab import lxc as lx
 from infra.lab.lab import Lab
 from infra.lab.state import LabPaths
+from tests.tenants.conftest import TenantCluster, running_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -93,6 +101,88 @@ def test_an_interrupted_up_converges_and_the_next_run_changes_nothing(
     assert '"openbao"' in outputs.stdout and '"hall_urls"' in outputs.stdout
 
 
+@pytest.fixture(scope="module")
+def stack_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantCluster]:
+    """An API server for the stack's tenant cloud, apart from the tenant tests' (the lab's
+    departments have the same codes as the Guizhou ones those tests apply)."""
+    with running_cluster(tmp_path_factory.mktemp("stack-k8s")) as cluster:
+        yield cluster
+
+
+def _stack_file(path: Path, spec: Path, kubeconfig: Path) -> Path:
+    """The lab stack's configuration with the tenant cloud on ``kubeconfig``."""
+    stack = yaml.safe_load((PROJECT_ROOT / "Pulumi.lab.yaml").read_text(encoding="utf-8"))
+    stack["config"].update({"govcloud:spec": str(spec), "govcloud:kubeconfig": str(kubeconfig)})
+    path.write_text(yaml.safe_dump(stack), encoding="utf-8")
+    return path
+
+
+def _preview_steps(state: Path, config: Path) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """The change summary and the steps that change something, from `preview --json`."""
+    r = govcloud_pulumi(state, "preview", "--stack", "lab", "--config-file", str(config), "--json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    preview = json.loads(r.stdout)
+    steps = [s for s in preview.get("steps", []) if s.get("op") != "same"]
+    return preview["changeSummary"], steps
+
+
+def _live_quota(cluster: TenantCluster, namespace: str) -> dict[str, Any]:
+    """The quota's hard limits as numbers (the server keeps quantities in canonical form)."""
+    live = cluster.admin().get(KINDS[("v1", "ResourceQuota")], "tenant-quota", namespace)
+    assert live is not None, f"no tenant quota in {namespace}"
+    return {k: parse_quantity(v) for k, v in live["spec"]["hard"].items()}
+
+
+@pytest.mark.timeout(2400)
+def test_one_tenant_quota_change_previews_and_applies_exactly_that_change(
+    configured_lab: Any, stack_state: Path, stack_cluster: TenantCluster, tmp_path: Path
+) -> None:
+    """The lab stack with a tenant cloud: adding it creates the tenants alone; one department's
+    sizing edited in the spec previews as that department's update alone, and `up` applies it
+    to the API server; taking the kubeconfig out again deletes the tenants."""
+    data = yaml.safe_load((PROJECT_ROOT / "examples" / "lab.yaml").read_text(encoding="utf-8"))
+    spec_file = tmp_path / "lab.yaml"
+    spec_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    config = _stack_file(tmp_path / "Pulumi.lab-tenants.yaml", spec_file, stack_cluster.kubeconfig)
+    codes = [d["code"] for d in data["departments"]]
+
+    summary, steps = _preview_steps(stack_state, config)
+    created = {s["urn"].rsplit("::", 1)[1] for s in steps if s["op"] == "create"}
+    assert created == {"tenants", "tenancy-platform", *(f"tenant-{c}" for c in codes)}, steps
+    assert set(summary) <= {"create", "same"}, summary  # nothing else of the cloud changes
+    up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--config-file", str(config),
+                         "--yes", "--skip-preview")  # fmt: skip
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+
+    dept = data["departments"][1]
+    before = _live_quota(stack_cluster, f"{dept['code']}-prod")
+    dept["tenant"]["cpu"] += 2
+    spec_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    summary, steps = _preview_steps(stack_state, config)
+    assert [(s["op"], s["urn"].rsplit("::", 1)[1]) for s in steps] == [
+        ("update", f"tenant-{dept['code']}")
+    ], steps
+    assert set(summary) == {"update", "same"} and summary["update"] == 1, summary
+    up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--config-file", str(config),
+                         "--yes", "--skip-preview")  # fmt: skip
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+    assert re.search(r"~ 1 updated", up.stdout), up.stdout[-2000:]
+    tenant = next(t for t in plan_tenants(load_spec(spec_file)).tenants if t.code == dept["code"])
+    after = _live_quota(stack_cluster, f"{dept['code']}-prod")
+    assert after == {k: parse_quantity(v) for k, v in tenant.quotas["prod"].hard.items()}
+    assert after != before
+    again = govcloud_pulumi(stack_state, "preview", "--stack", "lab", "--config-file",
+                            str(config), "--expect-no-changes")  # fmt: skip
+    assert again.returncode == 0, again.stdout[-3000:]
+
+    # the lab stack as committed (no kubeconfig): the tenants go, the rest stays
+    down = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview")
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-2000:]
+    assert re.search(rf"- {len(codes) + 2} deleted", down.stdout), down.stdout[-2000:]
+    ns = stack_cluster.admin().get(KINDS[("v1", "Namespace")], f"{dept['code']}-prod")
+    assert ns is None or ns["status"]["phase"] == "Terminating"
+
+
 @pytest.mark.last  # it removes the session's lab: every other lab test has run by then
 @pytest.mark.timeout(1800)
 def test_destroy_removes_the_lab_and_leaves_nothing_behind(
@@ -110,3 +200,8 @@ def test_destroy_removes_the_lab_and_leaves_nothing_behind(
     assert not [p for p in LabPaths.default().lxcpath.iterdir() if p.name.startswith(f"{LAB}-")]
     assert f"govcloud_lab_{LAB}" not in lx.run(["nft", "list", "tables"]).stdout
     assert not LabPaths.default().state_file(LAB).exists()
+    # OpenBao's hosts went with the lab: the shares of that cluster are moved aside, so the
+    # next `up` initialises a new one instead of refusing
+    secrets = stack_state / "secrets"
+    assert not (secrets / "openbao" / "init.json").exists()
+    assert list(secrets.glob("retired/*/openbao/init.json")), sorted(secrets.rglob("*"))

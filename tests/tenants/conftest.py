@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,15 @@ class TenantCluster:
         return Kube.from_kubeconfig(self.department(code, role))
 
 
-@pytest.fixture(scope="session")
-def tenant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantCluster]:
+@contextmanager
+def running_cluster(state: Path) -> Iterator[TenantCluster]:
+    """A control plane of its own (``govcloud k8s up`` in ``state`` on free loopback ports),
+    stopped on exit, checking that no process is left behind."""
     for name in (*k8s.COMPONENTS, "kubectl"):
         try:
             locate(name)
         except Exception as exc:  # the toolchain says what is missing and how to get it
             pytest.fail(str(exc), pytrace=False)
-    state = tmp_path_factory.mktemp("tenants-k8s")
     etcd, _peer, api, cm = free_ports(4)
     r = govcloud(
         "k8s", "up", "--state-dir", str(state), "--api-port", str(api),
@@ -65,6 +67,12 @@ def tenant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantC
         assert d.returncode == 0, d.stderr
         left = [p for p in pids if _alive(p)]
         assert not left, f"processes left after down: {left}"
+
+
+@pytest.fixture(scope="session")
+def tenant_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantCluster]:
+    with running_cluster(tmp_path_factory.mktemp("tenants-k8s")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")
