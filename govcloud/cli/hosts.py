@@ -45,6 +45,13 @@ def apply(
     spec: SpecArg = None,
     limit: Annotated[str | None, typer.Option(help="Only these hosts (Ansible pattern).")] = None,
     check: Annotated[bool, typer.Option(help="Show what would change; change nothing.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            help="Run every role on every host, also on hosts whose managed state is what "
+            "the last full run left (by default those are left alone after one check)."
+        ),
+    ] = False,
     identity: Annotated[
         Path | None, typer.Option(help="SSH private key (default: the lab's).")
     ] = None,
@@ -55,6 +62,10 @@ def apply(
     json: JsonOpt = False,
 ) -> None:
     """Run playbooks/site.yml on every host of the plan, through the bastion.
+
+    A host whose managed files, modes, masked units and live ruleset are what the last full
+    run recorded, and whose inputs (playbook, roles, variables) are the same, is left alone
+    after one fingerprinting command; any difference, drift included, runs every role on it.
 
     Reports ok / changed / failed / unreachable per host; a host that is down is reported
     unreachable while the others finish. Exits 1 if any host failed or was unreachable.
@@ -71,12 +82,16 @@ def apply(
         )
     target = prepare(read_spec(spec), creds, tuned=tuned)
     if json:
-        result = run_apply(target, limit=limit, check=check)
+        result = run_apply(target, limit=limit, check=check, full=full)
         print_json(result.as_dict())
     else:
         with console.status("running site.yml") as status:
             result = run_apply(
-                target, limit=limit, check=check, progress=lambda m: status.update(escape(m))
+                target,
+                limit=limit,
+                check=check,
+                full=full,
+                progress=lambda m: status.update(escape(m)),
             )
         show_result(result)
     if not result.ok:

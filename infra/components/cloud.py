@@ -13,53 +13,20 @@ from typing import Any
 
 import pulumi
 
-from govcloud.paths import PROJECT_ROOT
 from infra.components.network import GovNetwork, PlannedRecord
+from infra.hosts.digests import PLAYBOOKS, digest, playbook_digest, roles_of, tree_digest
 from infra.inventory import ansible_inventory
 from infra.plan import Plan
-from infra.providers.ansible import AnsiblePlay, tree_digest
-from infra.providers.base import digest
+from infra.providers.ansible import AnsiblePlay
 from infra.providers.identity import IdentityDeployment
 from infra.settings import Settings
-
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
-
-
-def roles_of(playbook: str) -> list[str]:
-    """The roles a playbook uses, with their meta dependencies."""
-    import yaml
-
-    def names(entries: Any) -> list[str]:
-        out = []
-        for e in entries or []:
-            name = e.get("role") if isinstance(e, dict) else e
-            if isinstance(name, str):
-                out.append(name)
-        return out
-
-    todo = [
-        r
-        for play in yaml.safe_load((PLAYBOOKS / playbook).read_text()) or []
-        for r in names(play.get("roles"))
-    ]
-    seen: list[str] = []
-    while todo:
-        role = todo.pop()
-        if role in seen:
-            continue
-        seen.append(role)
-        meta = PLAYBOOKS / "roles" / role / "meta" / "main.yml"
-        if meta.is_file():
-            todo += names((yaml.safe_load(meta.read_text()) or {}).get("dependencies"))
-    return sorted(seen)
 
 
 def play_inputs(plan: Plan, playbook: str) -> str:
     """What a play depends on: its playbook and roles, the inventory, the rulesets, and for
     the halls the catalog seed plan (a new department or site re-runs the hall play)."""
-    roles = [PLAYBOOKS / "roles" / r for r in roles_of(playbook)]
     parts: list[Any] = [
-        tree_digest(PLAYBOOKS / playbook, *roles),
+        playbook_digest(playbook),
         ansible_inventory(plan.spec, plan.hosts),
         sorted(plan.rulesets.items()),
     ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from govcloud.paths import state_dir
 from govcloud.spec.model import Spec
+from infra.hosts.digests import digest, playbook_digest
 from infra.hosts.runner import Connection, RunResult, run_playbook
 from infra.inventory import ADMIN_USER, ansible_inventory
 from infra.plan import Plan, make_plan, read_previous, write_plan
@@ -66,7 +67,24 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
                 **({"hall_mgmt_cidr": mgmt.prefixes[0]} if mgmt and mgmt.prefixes else {}),
             }
         )
+    add_converged_inputs(inv)
     return inv
+
+
+def add_converged_inputs(inv: dict[str, Any]) -> None:
+    """Give each host ``converged_inputs``: a digest of what site.yml would apply to it (the
+    playbook and its roles, the host's variables, the files they name). The converged role
+    leaves a host alone only while this is what its last full run recorded."""
+    site = playbook_digest("site.yml")
+    for group, members in inv["all"]["children"].items():
+        for hostvars in members["hosts"].values():
+            effective = {**inv["all"]["vars"], **members.get("vars", {}), **hostvars}
+            named = {
+                k: Path(v).read_text(encoding="utf-8")
+                for k, v in sorted(effective.items())
+                if k.endswith("_file") and isinstance(v, str) and v and Path(v).is_file()
+            }
+            hostvars["converged_inputs"] = digest([site, group, effective, named])
 
 
 HALL_SEED_PLAN = "hall-seed-plan.json"
@@ -135,8 +153,17 @@ def apply(
     *,
     limit: str | None = None,
     check: bool = False,
+    full: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> RunResult:
+    """site.yml on the target's hosts; ``full``: every role on every host, even those whose
+    managed state is what the last full run left."""
     return run_playbook(
-        "site.yml", target.inventory, target.connection, limit=limit, check=check, progress=progress
+        "site.yml",
+        target.inventory,
+        target.connection,
+        limit=limit,
+        check=check,
+        extravars={"converged_full": True} if full else None,
+        progress=progress,
     )

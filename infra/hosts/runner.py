@@ -25,9 +25,9 @@ import ansible_runner
 import yaml
 
 from govcloud.errors import InputError, OperationError
-from govcloud.paths import PROJECT_ROOT, state_dir
+from govcloud.paths import state_dir
+from infra.hosts.digests import PLAYBOOKS
 
-PLAYBOOKS = PROJECT_ROOT / "playbooks"
 KEEP_ARTIFACTS = 5
 
 
@@ -264,6 +264,9 @@ def _run(
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     warm_bastion(connection.ssh_config)
+    # ansible-runner writes env/extravars only when given some, and reads whatever is there:
+    # a file left by an earlier run (say --full) would otherwise apply to this one too
+    (data / "env" / "extravars").unlink(missing_ok=True)
     start = time.monotonic()
     try:
         result = ansible_runner.run(

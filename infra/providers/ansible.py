@@ -6,24 +6,13 @@ records the hosts that would change, so a hand-made change on a host shows up as
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.dynamic import Resource
 
 from govcloud.errors import OperationError
-from infra.providers.base import GovProvider, admin_credentials, digest
-
-
-def tree_digest(*roots: Path) -> str:
-    """A digest of every file under ``roots`` (paths and contents)."""
-    parts = []
-    for root in roots:
-        for p in sorted(root.rglob("*") if root.is_dir() else [root]):
-            if p.is_file():
-                parts.append((str(p.relative_to(root.parent)), p.read_bytes().hex()))
-    return digest(parts)
+from infra.providers.base import GovProvider, admin_credentials
 
 
 class AnsiblePlayProvider(GovProvider):

@@ -9,8 +9,6 @@ provider, which Pulumi serializes into the state.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from pulumi.dynamic import (
@@ -23,12 +21,7 @@ from pulumi.dynamic import (
 )
 
 from govcloud.errors import GovcloudError, OperationError
-
-
-def digest(value: Any) -> str:
-    """A stable short hash of JSON-able data (what decides whether something changed)."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+from infra.hosts.digests import digest as digest  # the providers' one digest
 
 
 def admin_credentials(props: dict[str, Any]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from infra.hosts.apply import apply
+from infra.hosts.runner import RunResult
 from infra.lab.lab import Lab
 from tests.cli.test_spec_cli import govcloud
 
@@ -25,6 +28,54 @@ def test_every_host_converges_and_a_second_run_changes_nothing(
     second = apply(target)
     assert second.ok
     assert second.changed == 0, {h.host: h.changed for h in second.hosts.values() if h.changed}
+
+
+#: what a host whose managed state is what the last full run left runs: the converged role's
+#: argument check, its fingerprint and its sorting
+SORTING_TASKS = 3
+
+
+def _ran_roles(result: RunResult) -> set[str]:
+    """The hosts the site's roles ran on (not left alone after the fingerprint)."""
+    return {h.host for h in result.hosts.values() if h.ok + h.changed > SORTING_TASKS}
+
+
+def test_a_converged_host_is_left_alone_and_one_that_drifted_is_put_right(
+    configured_lab: tuple[Any, Any],
+) -> None:
+    target, _ = configured_lab
+    settled = apply(target)
+    assert settled.ok and settled.changed == 0
+    assert _ran_roles(settled) == set()
+    lab = Lab(target.plan.spec.name)
+    faillock = "/etc/security/faillock.conf"
+    lab.exec("compute-1", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    healed = apply(target)
+    assert healed.ok and _ran_roles(healed) == {"compute-1"}
+    assert healed.hosts["compute-1"].changed >= 1
+    assert "deny = 5\n" in lab.exec("compute-1", ["cat", faillock]).stdout
+
+
+def test_full_runs_every_role_and_the_next_run_is_quick_again(
+    configured_lab: tuple[Any, Any],
+) -> None:
+    target, _ = configured_lab
+    full = apply(target, full=True)
+    assert full.ok and full.changed == 0
+    assert _ran_roles(full) == set(full.hosts)
+    after = apply(target)  # --full is not carried over to the next run
+    assert after.ok and _ran_roles(after) == set()
+
+
+def test_new_inputs_run_the_roles_on_that_host_only(configured_lab: tuple[Any, Any]) -> None:
+    target, _ = configured_lab
+    inventory = copy.deepcopy(target.inventory)
+    inventory["all"]["children"]["hall"]["hosts"]["hall-1"]["converged_inputs"] = "0" * 16
+    changed = apply(dataclasses.replace(target, inventory=inventory))
+    assert changed.ok and _ran_roles(changed) == {"hall-1"}
+    back = apply(target)  # the real inputs again: hall-1 differs from its record once more
+    assert back.ok and back.changed == 0 and _ran_roles(back) == {"hall-1"}
+    assert _ran_roles(apply(target)) == set()
 
 
 def test_compliance_passes_with_evidence_for_every_control(
@@ -79,7 +130,7 @@ def test_a_host_down_mid_run_is_unreachable_and_the_rest_converge(
     stopper = threading.Timer(1.0, lambda: lab.lxc.stop(lab.container(victim), kill=True))
     stopper.start()
     try:
-        result = apply(target)
+        result = apply(target, full=True)  # every role on every host: a run long enough
     finally:
         stopper.join()
         lab.lxc.start(lab.container(victim))

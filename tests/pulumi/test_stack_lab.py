@@ -101,6 +101,27 @@ def test_an_interrupted_up_converges_and_the_next_run_changes_nothing(
     assert '"openbao"' in outputs.stdout and '"hall_urls"' in outputs.stdout
 
 
+@pytest.mark.timeout(1800)
+def test_refresh_shows_a_hand_made_change_on_a_host_and_up_puts_it_right(
+    configured_lab: Any, stack_state: Path
+) -> None:
+    faillock = "/etc/security/faillock.conf"
+    lab = Lab(LAB)
+    lab.exec("compute-1", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    refresh = govcloud_pulumi(stack_state, "refresh", "--stack", "lab", "--yes", "--skip-preview")
+    assert refresh.returncode == 0, refresh.stdout[-3000:] + refresh.stderr[-2000:]
+    assert re.search(r"~ 1 updated", refresh.stdout), refresh.stdout[-2000:]
+    exported = govcloud_pulumi(stack_state, "stack", "export", "--stack", "lab")
+    resources = json.loads(exported.stdout)["deployment"]["resources"]
+    site = next(r for r in resources if r["urn"].endswith("::site"))
+    assert site["outputs"]["drift"] == {"compute-1": "changed"}
+    up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview")
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+    assert "deny = 5\n" in lab.exec("compute-1", ["cat", faillock]).stdout
+    again = govcloud_pulumi(stack_state, "preview", "--stack", "lab", "--expect-no-changes")
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def stack_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenantCluster]:
     """An API server for the stack's tenant cloud, apart from the tenant tests' (the lab's

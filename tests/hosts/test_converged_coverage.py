@@ -1,0 +1,83 @@
+"""The converged role leaves a host alone only if nothing site.yml manages changed, so its
+fingerprint must cover every file the site's roles write or set permissions on, and every unit
+the baseline masks. Read from the roles themselves, so a new task cannot be forgotten."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.hosts.digests import PLAYBOOKS, roles_of
+
+pytestmark = pytest.mark.unit
+
+WRITERS = {
+    "ansible.builtin.template": "dest",
+    "ansible.builtin.copy": "dest",
+    "ansible.builtin.lineinfile": "path",
+    "ansible.builtin.file": "path",
+}
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _defaults(role: str) -> dict[str, Any]:
+    return _yaml(PLAYBOOKS / "roles" / role / "defaults" / "main.yml") or {}
+
+
+def _paths(task: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """The paths a task writes: loop items filled in, role defaults substituted, anything
+    else left as a wildcard."""
+    for module, key in WRITERS.items():
+        if module in task:
+            raw = str(task[module][key])
+            break
+    else:
+        return []
+    items = task.get("loop") or [{}]
+    out = []
+    for item in items:
+        path = re.sub(
+            r"\{\{\s*item\.(\w+)\s*\}\}", lambda m, i=item: str(i.get(m.group(1), "*")), raw
+        )
+        path = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(defaults.get(m.group(1), "*")), path)
+        out.append(path)
+    return out
+
+
+def _managed() -> list[tuple[str, str]]:
+    found = []
+    for role in roles_of("site.yml"):
+        if role == "converged":
+            continue
+        defaults = _defaults(role)
+        for tasks in (PLAYBOOKS / "roles" / role / "tasks").glob("*.yml"):
+            for task in _yaml(tasks) or []:
+                found += [(role, p) for p in _paths(task, defaults)]
+    return found
+
+
+def test_the_fingerprint_covers_every_file_the_site_roles_write() -> None:
+    converged = _defaults("converged")
+    patterns = converged["converged_files"] + converged["converged_metadata"]
+    managed = _managed()
+    assert len(managed) > 20  # the parser found the roles' tasks
+    missed = [
+        (role, path)
+        for role, path in managed
+        if not any(fnmatch.fnmatch(path, p) or fnmatch.fnmatch(p, path) for p in patterns)
+    ]
+    assert missed == []
+
+
+def test_the_fingerprint_covers_every_masked_unit() -> None:
+    assert set(_defaults("baseline")["baseline_masked_services"]) <= set(
+        _defaults("converged")["converged_units"]
+    )
