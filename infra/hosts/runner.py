@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -264,9 +265,10 @@ def _run(
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     warm_bastion(connection.ssh_config)
-    # ansible-runner writes env/extravars only when given some, and reads whatever is there:
-    # a file left by an earlier run (say --full) would otherwise apply to this one too
-    (data / "env" / "extravars").unlink(missing_ok=True)
+    # ansible-runner writes env/cmdline, env/extravars, ... only for what it is given, and
+    # reads whatever is there: files left by an earlier run (--check, --full) would apply to
+    # this one too. Each run starts from an empty env/.
+    shutil.rmtree(data / "env", ignore_errors=True)
     start = time.monotonic()
     try:
         result = ansible_runner.run(

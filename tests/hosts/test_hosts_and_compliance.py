@@ -78,6 +78,21 @@ def test_new_inputs_run_the_roles_on_that_host_only(configured_lab: tuple[Any, A
     assert _ran_roles(apply(target)) == set()
 
 
+def test_check_shows_a_drift_without_touching_it_and_the_next_run_puts_it_right(
+    configured_lab: tuple[Any, Any],
+) -> None:
+    target, _ = configured_lab
+    lab = Lab(target.plan.spec.name)
+    faillock = "/etc/security/faillock.conf"
+    lab.exec("compute-2", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    seen = apply(target, check=True)
+    assert seen.ok and _ran_roles(seen) == {"compute-2"} and seen.changed >= 1
+    assert "deny = 50\n" in lab.exec("compute-2", ["cat", faillock]).stdout
+    fixed = apply(target)  # not in check mode: --check is not carried over either
+    assert fixed.ok and fixed.hosts["compute-2"].changed >= 1
+    assert "deny = 5\n" in lab.exec("compute-2", ["cat", faillock]).stdout
+
+
 def test_compliance_passes_with_evidence_for_every_control(
     configured_lab: tuple[Any, Any], tmp_path: Path
 ) -> None:
