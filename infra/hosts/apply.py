@@ -74,17 +74,24 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
 def add_converged_inputs(inv: dict[str, Any]) -> None:
     """Give each host ``converged_inputs``: a digest of what site.yml would apply to it (the
     playbook and its roles, the host's variables, the files they name). The converged role
-    leaves a host alone only while this is what its last full run recorded."""
+    leaves a host alone only while this is what its last full run recorded. Files on the
+    controller count by what they hold, not where they are (``*_file`` by content, ``*_dir``
+    left out), so the same plan from another state directory is the same input."""
     site = playbook_digest("site.yml")
     for group, members in inv["all"]["children"].items():
         for hostvars in members["hosts"].values():
             effective = {**inv["all"]["vars"], **members.get("vars", {}), **hostvars}
-            named = {
-                k: Path(v).read_text(encoding="utf-8")
-                for k, v in sorted(effective.items())
-                if k.endswith("_file") and isinstance(v, str) and v and Path(v).is_file()
+            values = {
+                k: _content(v) if k.endswith("_file") else v
+                for k, v in effective.items()
+                if not k.endswith("_dir") and k != "converged_inputs"
             }
-            hostvars["converged_inputs"] = digest([site, group, effective, named])
+            hostvars["converged_inputs"] = digest([site, group, values])
+
+
+def _content(path: Any) -> str | None:
+    p = Path(path) if isinstance(path, str) and path else None
+    return p.read_text(encoding="utf-8") if p and p.is_file() else None
 
 
 HALL_SEED_PLAN = "hall-seed-plan.json"

@@ -81,3 +81,29 @@ def test_the_fingerprint_covers_every_masked_unit() -> None:
     assert set(_defaults("baseline")["baseline_masked_services"]) <= set(
         _defaults("converged")["converged_units"]
     )
+
+
+def _inventory(ruleset: Path) -> dict[str, Any]:
+    host = {"ansible_host": "10.0.0.1", "firewall_ruleset_file": str(ruleset)}
+    group = {"hosts": {"compute-1": host}, "vars": {"hall_secrets_dir": str(ruleset.parent)}}
+    return {"all": {"vars": {"baseline_admin_user": "ops"}, "children": {"compute": group}}}
+
+
+def _inputs(inv: dict[str, Any]) -> str:
+    from infra.hosts.apply import add_converged_inputs
+
+    add_converged_inputs(inv)
+    return str(inv["all"]["children"]["compute"]["hosts"]["compute-1"]["converged_inputs"])
+
+
+def test_the_inputs_count_files_by_content_not_by_where_they_are(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "compute.nft", tmp_path / "b" / "compute.nft"
+    for path in (a, b):
+        path.parent.mkdir()
+        path.write_text("table inet govcloud {}\n", encoding="utf-8")
+    assert _inputs(_inventory(a)) == _inputs(_inventory(b))  # another state directory
+    b.write_text("table inet govcloud { chain input {} }\n", encoding="utf-8")
+    assert _inputs(_inventory(a)) != _inputs(_inventory(b))  # another ruleset
+    other = _inventory(a)
+    other["all"]["vars"]["baseline_admin_user"] = "admin"
+    assert _inputs(other) != _inputs(_inventory(a))  # another variable
