@@ -36,6 +36,17 @@ def guizhou_raw() -> dict[str, Any]:
 
 
 LAB_SPEC = Path(__file__).resolve().parents[1] / "examples" / "lab.yaml"
+FAILLOCK = "/etc/security/faillock.conf"
+
+
+def loosen_faillock(lab: Any, host: str) -> None:
+    """A hand-made change on a lab host that the baseline undoes: lockout after 50 failed
+    logins instead of 5."""
+    lab.exec(host, ["sed", "-i", "s/^deny = .*/deny = 50/", FAILLOCK])
+
+
+def faillock_text(lab: Any, host: str) -> str:
+    return str(lab.exec(host, ["cat", FAILLOCK]).stdout)
 
 
 def lab_unusable() -> str | None:

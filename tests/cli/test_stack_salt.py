@@ -14,11 +14,17 @@ pytestmark = pytest.mark.unit
 SALT_LINE = "encryptionsalt: v1:abc:def"
 
 
-def test_the_salt_is_lent_then_taken_back(tmp_path: Path) -> None:
-    config = tmp_path / "Pulumi.lab.yaml"
+def _lab_stack(state: Path) -> Path:
+    """A committed-style stack file (no salt) and the backend's salt kept in ``state``."""
+    config = state / "Pulumi.lab.yaml"
     config.write_text("config:\n  govcloud:target: lab\n", encoding="utf-8")
-    (tmp_path / "pulumi-salts").mkdir()
-    (tmp_path / "pulumi-salts" / "lab").write_text(SALT_LINE + "\n")
+    (state / "pulumi-salts").mkdir()
+    (state / "pulumi-salts" / "lab").write_text(SALT_LINE + "\n")
+    return config
+
+
+def test_the_salt_is_lent_then_taken_back(tmp_path: Path) -> None:
+    config = _lab_stack(tmp_path)
     with backend_salt("lab", tmp_path, config):
         assert SALT_LINE in config.read_text()
     assert config.read_text() == "config:\n  govcloud:target: lab\n"
@@ -33,10 +39,7 @@ def test_a_salt_pulumi_made_is_kept_in_the_state(tmp_path: Path) -> None:
 
 
 def test_config_set_during_the_run_is_kept(tmp_path: Path) -> None:
-    config = tmp_path / "Pulumi.lab.yaml"
-    config.write_text("config:\n  govcloud:target: lab\n", encoding="utf-8")
-    (tmp_path / "pulumi-salts").mkdir()
-    (tmp_path / "pulumi-salts" / "lab").write_text(SALT_LINE + "\n")
+    config = _lab_stack(tmp_path)
     with backend_salt("lab", tmp_path, config):
         config.write_text(
             f"{SALT_LINE}\nconfig:\n  govcloud:kubeconfig: k.yaml\n  govcloud:target: lab\n",

@@ -15,6 +15,7 @@ from infra.hosts.apply import apply
 from infra.hosts.runner import RunResult
 from infra.lab.lab import Lab
 from tests.cli.test_spec_cli import govcloud
+from tests.conftest import faillock_text, loosen_faillock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,12 +49,11 @@ def test_a_converged_host_is_left_alone_and_one_that_drifted_is_put_right(
     assert settled.ok and settled.changed == 0
     assert _ran_roles(settled) == set()
     lab = Lab(target.plan.spec.name)
-    faillock = "/etc/security/faillock.conf"
-    lab.exec("compute-1", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    loosen_faillock(lab, "compute-1")
     healed = apply(target)
     assert healed.ok and _ran_roles(healed) == {"compute-1"}
     assert healed.hosts["compute-1"].changed >= 1
-    assert "deny = 5\n" in lab.exec("compute-1", ["cat", faillock]).stdout
+    assert "deny = 5\n" in faillock_text(lab, "compute-1")
 
 
 def test_full_runs_every_role_and_the_next_run_is_quick_again(
@@ -83,14 +83,13 @@ def test_check_shows_a_drift_without_touching_it_and_the_next_run_puts_it_right(
 ) -> None:
     target, _ = configured_lab
     lab = Lab(target.plan.spec.name)
-    faillock = "/etc/security/faillock.conf"
-    lab.exec("compute-2", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    loosen_faillock(lab, "compute-2")
     seen = apply(target, check=True)
     assert seen.ok and _ran_roles(seen) == {"compute-2"} and seen.changed >= 1
-    assert "deny = 50\n" in lab.exec("compute-2", ["cat", faillock]).stdout
+    assert "deny = 50\n" in faillock_text(lab, "compute-2")
     fixed = apply(target)  # not in check mode: --check is not carried over either
     assert fixed.ok and fixed.hosts["compute-2"].changed >= 1
-    assert "deny = 5\n" in lab.exec("compute-2", ["cat", faillock]).stdout
+    assert "deny = 5\n" in faillock_text(lab, "compute-2")
 
 
 def test_compliance_passes_with_evidence_for_every_control(

@@ -27,6 +27,7 @@ from govcloud.spec import load_spec
 from infra.lab import lxc as lx
 from infra.lab.lab import Lab
 from infra.lab.state import LabPaths
+from tests.conftest import faillock_text, loosen_faillock
 from tests.tenants.conftest import TenantCluster, running_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -105,9 +106,8 @@ def test_an_interrupted_up_converges_and_the_next_run_changes_nothing(
 def test_refresh_shows_a_hand_made_change_on_a_host_and_up_puts_it_right(
     configured_lab: Any, stack_state: Path
 ) -> None:
-    faillock = "/etc/security/faillock.conf"
     lab = Lab(LAB)
-    lab.exec("compute-1", ["sed", "-i", "s/^deny = .*/deny = 50/", faillock])
+    loosen_faillock(lab, "compute-1")
     refresh = govcloud_pulumi(stack_state, "refresh", "--stack", "lab", "--yes", "--skip-preview")
     assert refresh.returncode == 0, refresh.stdout[-3000:] + refresh.stderr[-2000:]
     assert re.search(r"~ 1 updated", refresh.stdout), refresh.stdout[-2000:]
@@ -117,7 +117,7 @@ def test_refresh_shows_a_hand_made_change_on_a_host_and_up_puts_it_right(
     assert site["outputs"]["drift"] == {"compute-1": "changed"}
     up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview")
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
-    assert "deny = 5\n" in lab.exec("compute-1", ["cat", faillock]).stdout
+    assert "deny = 5\n" in faillock_text(lab, "compute-1")
     again = govcloud_pulumi(stack_state, "preview", "--stack", "lab", "--expect-no-changes")
     assert again.returncode == 0, again.stdout[-3000:]
 
