@@ -65,15 +65,22 @@ def lab_unusable() -> str | None:
 @pytest.fixture(scope="session")
 def spec_lab() -> Iterator[Any]:
     """The lab of the lab spec, up once for the whole test run, torn down at its end
-    (kept when GOVCLOUD_KEEP_LAB=1, for a quicker next run)."""
+    (kept when GOVCLOUD_KEEP_LAB=1, for a quicker next run). A lab found up for another
+    project's state directory is brought down first."""
     reason = lab_unusable()
     if reason:
         pytest.skip(reason)
+    from govcloud.paths import state_dir
     from govcloud.spec import load_spec
     from infra.lab.from_plan import plan_topology
     from infra.lab.lab import Lab, down, up
+    from infra.lab.state import LabPaths, load_state
 
     topo = plan_topology(load_spec(LAB_SPEC))
+    found = load_state(LabPaths.default(), topo.name)
+    if found and found.project != str(state_dir().resolve()):
+        # a lab another checkout brought up: the secrets its hosts hold are not in our state
+        down(topo.name)
     up(topo)
     yield topo
     if not os.environ.get("GOVCLOUD_KEEP_LAB"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from govcloud.errors import OperationError
+from govcloud.paths import state_dir
 from infra.inventory import ADMIN_USER
 from infra.lab import lxc as lx
 from infra.lab import render
@@ -314,6 +315,10 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     old_bridges = dict(state.bridges)
     state.image = image
     state.record(topo)
+    project = str(state_dir().resolve())
+    if state.project and state.project != project:
+        note(Change("lab", topo.name, "adopted", f"brought up before for {state.project}"))
+    state.project = project
     save_state(lab.paths, state)  # intent first: an interrupted run stays known to `down`
 
     # Hosts (and then bridges) that the topology no longer has.
@@ -669,15 +674,9 @@ def _down(name: str, purge: bool, progress: Progress | None, paths: LabPaths) ->
         lx.run(["nft", "delete", "table", "inet", table])
         report.removed.append(Change("nftables", table, "removed"))
     remove_state(lab.paths, name)
-    if state and any(r.role == "identity" for r in state.hosts.values()):
-        # the OpenBao nodes are gone, and with them the cluster its shares opened
-        from security.openbao.cluster import Paths, retire_identity_state
-
-        retired = retire_identity_state(Paths.default())
-        if retired:
-            report.removed.append(
-                Change("identity state", str(retired), "retired", "its cluster is gone")
-            )
+    retired = retire_identity(state) if state else None
+    if retired:
+        report.removed.append(retired)
     if purge:
         _purge(lab, report, say)
     else:
@@ -686,6 +685,21 @@ def _down(name: str, purge: bool, progress: Progress | None, paths: LabPaths) ->
         say(f"{ch.kind} {ch.name}: {ch.action}")
     report.seconds = time.monotonic() - started
     return report
+
+
+def retire_identity(state: LabState) -> Change | None:
+    """After the lab's OpenBao nodes are gone, and with them the cluster their shares opened:
+    move that cluster's secrets aside in the state directory of the project that brought the
+    lab up (where they were written), so a new cluster can be initialised there."""
+    if not any(r.role == "identity" for r in state.hosts.values()):
+        return None
+    from security.openbao.cluster import Paths, retire_identity_state
+
+    owner = Paths(Path(state.project)) if state.project else Paths.default()
+    retired = retire_identity_state(owner)
+    if retired is None:
+        return None
+    return Change("identity state", str(retired), "retired", "its cluster is gone")
 
 
 def _purge(lab: Lab, report: DownReport, say: Progress) -> None:

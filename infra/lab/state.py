@@ -78,6 +78,9 @@ class LabState:
     nft_table: str = ""
     nft_source: str = ""  # the machine table as the lab rendered it
     nft_listing: str = ""  # the machine table's stateless listing right after the lab loaded it
+    # the state directory of the project that last brought the lab up: the secrets its hosts
+    # were given (OpenBao's shares, SSH files) are there, and `down` retires them there
+    project: str = ""
     bridges: dict[str, BridgeRecord] = field(default_factory=dict)
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     version: int = STATE_VERSION

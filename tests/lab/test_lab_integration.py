@@ -13,14 +13,16 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from govcloud.errors import OperationError
+from govcloud.paths import state_dir
 from infra.lab import lxc as lx
 from infra.lab.lab import Lab, down, status, up
 from infra.lab.sample import sample_topology
-from infra.lab.state import LabPaths
+from infra.lab.state import LabPaths, load_state
 from infra.lab.topology import Bridge, Topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -266,6 +268,24 @@ def test_cli_status_json(lab: Lab) -> None:
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["ok"] and len(data["hosts"]) == 4
+
+
+def test_up_for_another_state_directory_says_so_and_records_it(
+    lab: Lab, topo: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = load_state(LabPaths.default(), NAME)
+    assert ours is not None and ours.project == str(state_dir().resolve())
+    monkeypatch.setenv("GOVCLOUD_STATE", str(tmp_path))
+    report = up(topo)
+    adopted = [c for c in report.changes if c.action == "adopted"]
+    assert [(c.kind, c.name, c.detail) for c in adopted] == [
+        ("lab", NAME, f"brought up before for {ours.project}")
+    ]
+    after = load_state(LabPaths.default(), NAME)
+    assert after is not None and after.project == str(tmp_path.resolve())
+    monkeypatch.delenv("GOVCLOUD_STATE")
+    assert [c.action for c in up(topo).changes if c.kind == "lab"] == ["adopted"]
+    assert not up(topo).changed  # and then it is ours again, with nothing to do
 
 
 def test_down_leaves_nothing_behind(lab: Lab) -> None:

@@ -231,3 +231,21 @@ def test_status_probes_from_the_router_first() -> None:
         ("web", "10.255.2.1"),
     }
     assert _peer(state, "web", {**running, "r1": "STOPPED"}) is None
+
+
+def test_down_retires_identity_secrets_where_the_lab_was_brought_up(tmp_path: Path) -> None:
+    from infra.lab.lab import retire_identity
+    from security.openbao.cluster import Paths, write_secret
+
+    owner, other = Paths(tmp_path / "owner"), Paths(tmp_path / "other")
+    for p in (owner, other):
+        write_secret(p.init_file, {"shares": 5})
+    state = LabState("sample", "/x", project=str(owner.root))
+    state.record(sample_topology())
+    assert retire_identity(state) is None  # the sample lab has no OpenBao node
+    state.hosts["app1"].role = "identity"
+    change = retire_identity(state)
+    assert change is not None and change.action == "retired"
+    assert not owner.init_file.exists()
+    assert list(owner.secrets.glob("retired/*/openbao/init.json"))
+    assert other.init_file.is_file()  # another project's cluster is not touched
