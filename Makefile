@@ -17,7 +17,7 @@ tools:  ## build or reuse the Pulumi CLI and the Kubernetes tools (in $(GOVCLOUD
 
 up: deps tools  ## bring the lab cloud up: pulumi up of the lab stack, then prove the network
 	$(BIN)/govcloud spec validate
-	$(BIN)/govcloud pulumi up --stack lab --yes --skip-preview
+	$(BIN)/govcloud pulumi up --stack lab --yes --skip-preview --refresh
 	$(BIN)/govcloud net verify
 	@$(BIN)/govcloud pulumi stack output --stack lab
 	@echo "next: govcloud compliance check   (grade-3 evidence, out/compliance/report.md)"

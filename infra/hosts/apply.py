@@ -16,7 +16,7 @@ from govcloud.paths import state_dir
 from govcloud.spec.model import Spec
 from infra.hosts.digests import digest, playbook_digest
 from infra.hosts.runner import Connection, RunResult, run_playbook
-from infra.inventory import ADMIN_USER, ansible_inventory
+from infra.inventory import ADMIN_USER, InvHost, ansible_inventory
 from infra.plan import Plan, make_plan, read_previous, write_plan
 from security.access import ssh_config
 
@@ -153,6 +153,25 @@ def prepare(spec: Spec, creds: ssh_config.Credentials, *, tuned: bool = True) ->
     config = ssh_config.write(plan.hosts, creds)
     inventory = runtime_inventory(plan, plan_dir)
     return Target(plan, plan_dir, inventory, Connection(config, creds.user, tuned=tuned))
+
+
+def silent_bastion(hosts: list[InvHost], *, port: int = 22, timeout: float = 3.0) -> str | None:
+    """The bastion's name when no SSH server answers on it (every other host is reached
+    through it, so none can be), else None. Seconds, where Ansible would wait out a connection
+    timeout for every host. An accepted connection is not enough (a middlebox may accept it):
+    the server's banner must come."""
+    import socket
+
+    bastion = next((h for h in hosts if h.role == "bastion"), None)
+    if bastion is None:
+        return None
+    try:
+        with socket.create_connection((bastion.address, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            banner = conn.recv(4)
+    except OSError:
+        return bastion.name
+    return None if banner == b"SSH-" else bastion.name
 
 
 def apply(

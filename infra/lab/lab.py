@@ -345,12 +345,22 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     save_state(lab.paths, state)
 
     to_start: list[str] = []
+    new_hosts: set[str] = set()
     for h in topo.hosts:
         rewire = sorted({i.bridge for i in h.interfaces} & recreated)
         change, needs_start = _ensure_host(lab, topo, h, image, pubkey, say, rewire)
         note(change)
         if needs_start:
             to_start.append(h.name)
+        if change.action == "created":
+            new_hosts.add(h.name)
+    identity = {h.name for h in topo.hosts if h.role == "identity"}
+    if identity and identity <= new_hosts:
+        # every OpenBao node is new: shares left in our state open a cluster that is gone
+        # (its hosts removed behind the lab's back, or by a lab down from elsewhere)
+        retired = retire_identity(state)
+        if retired:
+            note(retired)
     if to_start:
         say(f"starting {len(to_start)} host(s)")
         for name in to_start:

@@ -37,21 +37,21 @@ class AnsiblePlayProvider(GovProvider):
         would = self._run(props, check=True)
         drift = {h: s for h, s in would.items() if s != "ok"}
         # a host that would change gets its part of the inputs marked, so refresh shows it
-        return {
-            **props,
-            "drift": drift,
-            "inputs": props.get("inputs", "") + ("" if not drift else "+drift"),
-        }
+        inputs = str(props.get("inputs", "")).removesuffix("+drift")
+        return {**props, "drift": drift, "inputs": inputs + ("+drift" if drift else "")}
 
 
 def run_play(props: dict[str, Any]) -> dict[str, str]:
     """The play itself (run by ``in_child``, away from the provider's gRPC threads)."""
     from govcloud.spec import load_spec
-    from infra.hosts.apply import prepare
+    from infra.hosts.apply import prepare, silent_bastion
     from infra.hosts.runner import run_playbook
 
     check = bool(props.get("check"))
     target = prepare(load_spec(props["spec"]), admin_credentials(props))
+    silent = silent_bastion(target.plan.hosts) if check else None
+    if silent:  # refresh of a cloud whose hosts are gone: no need to wait for every one
+        return {silent: "unreachable"}
     result = run_playbook(
         props["playbook"],
         target.inventory,

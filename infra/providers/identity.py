@@ -18,12 +18,23 @@ from infra.providers.base import GovProvider, admin_credentials
 
 class IdentityDeploymentProvider(GovProvider):
     kind = "identity deployment"
-    ignore = ("__provider", "result", "spec")  # as for plays: the digest holds what counts
+    ignore = ("__provider", "result", "nodes", "spec")  # as for plays: the digest holds what counts
 
     def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         from infra.providers.child import in_child
 
         return "identity", {"result": in_child("infra.providers.identity:deploy_identity", props)}
+
+    def read_(self, id_: str, props: dict[str, Any]) -> dict[str, Any]:
+        """Each OpenBao node's state; a node down, sealed or uninitialised (its host recreated)
+        marks the inputs, so refresh shows the drift and the next `up` deploys again (which
+        unseals, or initialises a cluster whose old secrets were retired)."""
+        from infra.providers.child import in_child
+
+        nodes: dict[str, str] = in_child("infra.providers.identity:node_states", props)
+        unwell = {url: s for url, s in nodes.items() if s not in ("active", "standby")}
+        inputs = str(props.get("inputs", "")).removesuffix("+drift")
+        return {**props, "nodes": nodes, "inputs": inputs + ("+drift" if unwell else "")}
 
 
 def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +48,19 @@ def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
         "root_revoked": report.root_revoked,
         "changed": len(report.identity.get("changed", [])),
     }
+
+
+def node_states(props: dict[str, Any]) -> dict[str, str]:
+    """OpenBao's own word on each identity host (active, standby, sealed, uninitialised, down)."""
+    from govcloud.spec import load_spec
+    from infra.plan import make_plan
+    from security.openbao.cluster import Paths, identity_hosts, status
+
+    hosts = identity_hosts(make_plan(load_spec(props["spec"])).hosts)
+    paths = Paths.default()
+    if not paths.ca_cert.is_file():  # the deployment's TLS is gone from this state directory
+        return {f"https://{h.address}": "unknown (no CA certificate)" for h in hosts}
+    return {row["url"]: row["state"] for row in status(hosts, paths)}
 
 
 class IdentityDeployment(Resource):

@@ -288,6 +288,30 @@ def test_up_for_another_state_directory_says_so_and_records_it(
     assert not up(topo).changed  # and then it is ours again, with nothing to do
 
 
+def test_identity_hosts_all_new_retire_the_secrets_of_the_cluster_that_is_gone(
+    lab: Lab, topo: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from security.openbao.cluster import Paths, write_secret
+
+    monkeypatch.setenv("GOVCLOUD_STATE", str(tmp_path))
+    paths = Paths.default()
+    write_secret(paths.init_file, {"shares": 5})
+    hosts = tuple(dataclasses.replace(h, role="identity") if h.name == "app1" else h
+                  for h in topo.hosts)  # fmt: skip
+    with_identity = dataclasses.replace(topo, hosts=hosts)
+    up(with_identity)
+    assert paths.init_file.is_file()  # the node is the one the shares open: kept
+    lab.lxc.stop(lab.container("app1"), kill=True)
+    lab.lxc.destroy(lab.container("app1"))  # removed behind the lab's back
+    report = up(with_identity)
+    assert ("identity state", "retired") in [(c.kind, c.action) for c in report.changes]
+    assert not paths.init_file.exists()
+    assert list(paths.secrets.glob("retired/*/openbao/init.json"))
+    monkeypatch.delenv("GOVCLOUD_STATE")
+    up(topo)
+    assert not up(topo).changed
+
+
 def test_down_leaves_nothing_behind(lab: Lab) -> None:
     # Last test of the module: the fixture's own teardown is then a no-op.
     report = down(NAME)
