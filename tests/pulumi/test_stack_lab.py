@@ -204,6 +204,37 @@ def test_one_tenant_quota_change_previews_and_applies_exactly_that_change(
     assert ns is None or ns["status"]["phase"] == "Terminating"
 
 
+def govcloud(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "govcloud", *args],
+        env=_env(state), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(2400)
+def test_a_lab_removed_behind_the_stacks_back_comes_back_with_up_refresh(
+    configured_lab: Any, stack_state: Path
+) -> None:
+    """`govcloud lab down` outside Pulumi, then `make up`'s own `up --refresh`: the refresh sees
+    the hosts gone and OpenBao down, and the update brings the whole cloud back."""
+    gone = govcloud(stack_state, "lab", "down")
+    assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
+    up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview",
+                         "--refresh")  # fmt: skip
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
+    for name in ("fabric", "site", "identity", "halls"):
+        assert re.search(rf"\b{name} updated\b", up.stdout), (name, up.stdout[-3000:])
+    # the refresh itself took seconds: no play waited out SSH timeouts on hosts that are gone
+    refresh = re.search(r"\bsite refresh \(([\d.]+)s\)", up.stdout)
+    assert refresh and float(refresh.group(1)) < 30, up.stdout[-3000:]
+    nodes = govcloud(stack_state, "identity", "status", "--json")
+    assert sorted(n["state"] for n in json.loads(nodes.stdout)) == ["active", "standby", "standby"]
+    verify = govcloud(stack_state, "net", "verify")
+    assert verify.returncode == 0, verify.stdout[-3000:]
+    again = govcloud_pulumi(stack_state, "preview", "--stack", "lab", "--expect-no-changes")
+    assert again.returncode == 0, again.stdout[-3000:]
+
+
 @pytest.mark.last  # it removes the session's lab: every other lab test has run by then
 @pytest.mark.timeout(1800)
 def test_destroy_removes_the_lab_and_leaves_nothing_behind(
