@@ -54,12 +54,12 @@ def node_states(props: dict[str, Any]) -> dict[str, str]:
     """OpenBao's own word on each identity host (active, standby, sealed, uninitialised, down)."""
     from govcloud.spec import load_spec
     from infra.plan import make_plan
-    from security.openbao.cluster import Paths, identity_hosts, status
+    from security.openbao.cluster import Paths, endpoints, status
 
-    hosts = identity_hosts(make_plan(load_spec(props["spec"])).hosts)
+    hosts = make_plan(load_spec(props["spec"])).hosts
     paths = Paths.default()
     if not paths.ca_cert.is_file():  # the deployment's TLS is gone from this state directory
-        return {f"https://{h.address}": "unknown (no CA certificate)" for h in hosts}
+        return {ep.url: "unknown (no CA certificate)" for ep in endpoints(hosts, paths)}
     return {row["url"]: row["state"] for row in status(hosts, paths)}
 
 

@@ -38,7 +38,7 @@ from security.openbao.client import (
 )
 from security.openbao.cluster import Paths, bootstrap, read_secret
 from security.openbao.cluster import connect as bao_connect
-from tests.identity.conftest import IdentityLab
+from tests.identity.conftest import LAB, IdentityLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -432,6 +432,29 @@ def test_one_openbao_node_stopped_cluster_serves_and_ssh_works(
         bootstrap(lab.hosts, lab.paths)  # unseal it again from the shares
     voters = _as(lab, "sysadmin").read_raft_configuration()
     assert sum(1 for m in voters if m.get("voter")) == 3
+
+
+def test_refresh_of_the_identity_deployment_sees_a_node_down(identity_lab: IdentityLab) -> None:
+    """The provider's ``read`` (what `pulumi refresh` calls) on the real cluster."""
+    from infra.providers.identity import IdentityDeploymentProvider
+
+    lab = identity_lab
+    provider = IdentityDeploymentProvider()
+    props = {"spec": str(LAB), "inputs": "digest"}
+    healthy = provider.read_("identity", props)
+    assert sorted(healthy["nodes"].values()) == ["active", "standby", "standby"]
+    assert healthy["inputs"] == "digest"  # nothing to do
+    node = next(h for h in lab.hosts if h.role == "identity" and h.name != _active_host(lab))
+    try:
+        Lab("lab").exec(node.name, ["systemctl", "stop", "openbao"])
+        drifted = provider.read_("identity", healthy)
+        assert drifted["nodes"][f"https://{node.address}:8200"] == "down"
+        assert drifted["inputs"] == "digest+drift"
+        assert provider.read_("identity", drifted)["inputs"] == "digest+drift"  # marked once
+    finally:
+        Lab("lab").exec(node.name, ["systemctl", "start", "openbao"])
+        bootstrap(lab.hosts, lab.paths)  # unseal it again from the shares
+    assert provider.read_("identity", drifted)["inputs"] == "digest"
 
 
 def test_shares_are_kept_0600_and_the_root_token_is_revoked(identity_lab: IdentityLab) -> None:
