@@ -86,7 +86,14 @@ def up(spec: SpecArg = None, json: JsonOpt = False) -> None:
         if not st.healthy:
             raise typer.Exit(EXIT_FAILED)
         return
-    styles = {"created": "green", "changed": "yellow", "started": "yellow", "loaded": "cyan"}
+    styles = {
+        "created": "green",
+        "changed": "yellow",
+        "started": "yellow",
+        "loaded": "cyan",
+        "adopted": "magenta",
+        "retired": "magenta",
+    }
     with console.status(f"lab {topo.name}: starting", spinner="dots") as spinner:
 
         def progress(message: str) -> None:

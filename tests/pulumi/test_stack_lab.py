@@ -39,14 +39,16 @@ def _env(state: Path) -> dict[str, str]:
     return {**os.environ, "GOVCLOUD_STATE": str(state)}
 
 
-def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def govcloud(state: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """The real CLI on the state directory ``state``."""
     return subprocess.run(
-        [sys.executable, "-m", "govcloud", "pulumi", *args],
-        env=_env(state),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+        [sys.executable, "-m", "govcloud", *args],
+        env=_env(state), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return govcloud(state, "pulumi", *args, timeout=1800)
 
 
 @pytest.fixture(scope="session")  # the destroy test runs last, apart from the module's others
@@ -202,13 +204,6 @@ def test_one_tenant_quota_change_previews_and_applies_exactly_that_change(
     assert re.search(rf"- {len(codes) + 2} deleted", down.stdout), down.stdout[-2000:]
     ns = stack_cluster.admin().get(KINDS[("v1", "Namespace")], f"{dept['code']}-prod")
     assert ns is None or ns["status"]["phase"] == "Terminating"
-
-
-def govcloud(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "govcloud", *args],
-        env=_env(state), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
 
 
 @pytest.mark.timeout(2400)
