@@ -70,15 +70,14 @@ def spec_lab() -> Iterator[Any]:
     reason = lab_unusable()
     if reason:
         pytest.skip(reason)
-    from govcloud.paths import state_dir
     from govcloud.spec import load_spec
     from infra.lab.from_plan import plan_topology
     from infra.lab.lab import Lab, down, up
-    from infra.lab.state import LabPaths, load_state
+    from infra.lab.state import LabPaths, load_state, this_project
 
     topo = plan_topology(load_spec(LAB_SPEC))
     found = load_state(LabPaths.default(), topo.name)
-    if found and found.project != str(state_dir().resolve()):
+    if found and found.project != this_project():
         # a lab another checkout brought up: the secrets its hosts hold are not in our state
         down(topo.name)
     up(topo)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from govcloud.errors import OperationError
-from govcloud.paths import state_dir
 from infra.inventory import ADMIN_USER
 from infra.lab import lxc as lx
 from infra.lab import render
@@ -33,7 +32,14 @@ from infra.lab.render import (
     nft_table,
     owner_mark,
 )
-from infra.lab.state import LabPaths, LabState, load_state, remove_state, save_state
+from infra.lab.state import (
+    LabPaths,
+    LabState,
+    load_state,
+    remove_state,
+    save_state,
+    this_project,
+)
 from infra.lab.template import ensure_image, image_ready, is_image
 from infra.lab.topology import LabHost, Topology
 
@@ -315,7 +321,7 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     old_bridges = dict(state.bridges)
     state.image = image
     state.record(topo)
-    project = str(state_dir().resolve())
+    project = this_project()
     if state.project and state.project != project:
         note(Change("lab", topo.name, "adopted", f"brought up before for {state.project}"))
     state.project = project

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from govcloud.errors import OperationError
-from govcloud.paths import cache_dir
+from govcloud.paths import cache_dir, state_dir
 from infra.lab.render import bridge_ifname, container_name, nft_table
 from infra.lab.topology import Topology
 
@@ -50,6 +50,11 @@ class LabPaths:
     @property
     def ssh_key(self) -> Path:
         return self.cache / "id_ed25519"
+
+
+def this_project() -> str:
+    """What a lab records as the project that brought it up: this project's state directory."""
+    return str(state_dir().resolve())
 
 
 @dataclass

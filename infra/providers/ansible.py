@@ -12,7 +12,7 @@ import pulumi
 from pulumi.dynamic import Resource
 
 from govcloud.errors import OperationError
-from infra.providers.base import GovProvider, admin_credentials
+from infra.providers.base import GovProvider, admin_credentials, marked_inputs
 
 
 class AnsiblePlayProvider(GovProvider):
@@ -36,9 +36,7 @@ class AnsiblePlayProvider(GovProvider):
     def read_(self, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         would = self._run(props, check=True)
         drift = {h: s for h, s in would.items() if s != "ok"}
-        # a host that would change gets its part of the inputs marked, so refresh shows it
-        inputs = str(props.get("inputs", "")).removesuffix("+drift")
-        return {**props, "drift": drift, "inputs": inputs + ("+drift" if drift else "")}
+        return {**props, "drift": drift, "inputs": marked_inputs(props, drifted=bool(drift))}
 
 
 def run_play(props: dict[str, Any]) -> dict[str, str]:

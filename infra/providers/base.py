@@ -36,6 +36,17 @@ def admin_credentials(props: dict[str, Any]) -> Any:
     return Credentials(props.get("user") or "ops", Path(key)) if key else lab_credentials()
 
 
+DRIFT = "+drift"
+
+
+def marked_inputs(props: dict[str, Any], *, drifted: bool) -> str:
+    """A resource's ``inputs`` digest as ``read`` (`pulumi refresh`) returns it: marked once when
+    what it configured drifted, so the refreshed state differs from the program's inputs and
+    the next `up` applies again; unmarked when all is well again."""
+    inputs = str(props.get("inputs", "")).removesuffix(DRIFT)
+    return inputs + DRIFT if drifted else inputs
+
+
 class GovProvider(ResourceProvider):
     """Base of every govcloud dynamic provider."""
 

@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import Resource
 
-from infra.providers.base import GovProvider, admin_credentials
+from infra.providers.base import GovProvider, admin_credentials, marked_inputs
 
 
 class IdentityDeploymentProvider(GovProvider):
@@ -32,9 +32,8 @@ class IdentityDeploymentProvider(GovProvider):
         from infra.providers.child import in_child
 
         nodes: dict[str, str] = in_child("infra.providers.identity:node_states", props)
-        unwell = {url: s for url, s in nodes.items() if s not in ("active", "standby")}
-        inputs = str(props.get("inputs", "")).removesuffix("+drift")
-        return {**props, "nodes": nodes, "inputs": inputs + ("+drift" if unwell else "")}
+        unwell = any(s not in ("active", "standby") for s in nodes.values())
+        return {**props, "nodes": nodes, "inputs": marked_inputs(props, drifted=unwell)}
 
 
 def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
@@ -51,16 +50,14 @@ def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
 
 
 def node_states(props: dict[str, Any]) -> dict[str, str]:
-    """OpenBao's own word on each identity host (active, standby, sealed, uninitialised, down)."""
+    """OpenBao's own word on each identity host (active, standby, sealed, uninitialised, down;
+    unknown without the deployment's CA certificate)."""
     from govcloud.spec import load_spec
     from infra.plan import make_plan
-    from security.openbao.cluster import Paths, endpoints, status
+    from security.openbao.cluster import Paths, status
 
     hosts = make_plan(load_spec(props["spec"])).hosts
-    paths = Paths.default()
-    if not paths.ca_cert.is_file():  # the deployment's TLS is gone from this state directory
-        return {ep.url: "unknown (no CA certificate)" for ep in endpoints(hosts, paths)}
-    return {row["url"]: row["state"] for row in status(hosts, paths)}
+    return {row["url"]: row["state"] for row in status(hosts, Paths.default())}
 
 
 class IdentityDeployment(Resource):

@@ -298,8 +298,12 @@ def bootstrap(
 
 def status(hosts: list[InvHost], paths: Paths) -> list[dict[str, Any]]:
     """Each node's health as OpenBao reports it (no token needed)."""
+    eps = endpoints(hosts, paths, timeout=3)
+    if not paths.ca_cert.is_file():  # the deployment's TLS is not in this state directory
+        error = f"no CA certificate at {paths.ca_cert} to check the nodes' TLS with"
+        return [{"url": ep.url, "state": "unknown", "error": error} for ep in eps]
     rows = []
-    for ep in endpoints(hosts, paths, timeout=3):
+    for ep in eps:
         try:
             h = Bao(ep).read_health()
             state = (

@@ -15,12 +15,14 @@ from govcloud.spec.generate import dump, generate
 pytestmark = pytest.mark.unit
 
 
-def govcloud(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def govcloud(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "govcloud", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         env=env,
     )
 

@@ -257,3 +257,14 @@ def test_the_secrets_of_a_destroyed_cluster_are_moved_aside_not_deleted(tmp_path
     assert read_secret(to / "openbao" / "init.json") == {"shares": 5}
     assert read_secret(to / "identity" / "credentials.json") == {"ops": "x"}
     assert to.stat().st_mode & 0o777 == 0o700
+
+
+def test_status_without_the_ca_certificate_names_it_for_every_node(
+    lab: Any, tmp_path: Path
+) -> None:
+    from security.openbao.cluster import Paths, status
+
+    paths = Paths(tmp_path)  # a state directory the deployment's TLS is not in
+    rows = status(lab[1], paths)
+    assert [r["state"] for r in rows] == ["unknown"] * 3
+    assert all(str(paths.ca_cert) in r["error"] for r in rows)

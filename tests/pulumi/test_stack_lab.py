@@ -27,6 +27,7 @@ from govcloud.spec import load_spec
 from infra.lab import lxc as lx
 from infra.lab.lab import Lab
 from infra.lab.state import LabPaths
+from tests.cli.test_spec_cli import govcloud
 from tests.conftest import faillock_text, loosen_faillock
 from tests.tenants.conftest import TenantCluster, running_cluster
 
@@ -39,16 +40,8 @@ def _env(state: Path) -> dict[str, str]:
     return {**os.environ, "GOVCLOUD_STATE": str(state)}
 
 
-def govcloud(state: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """The real CLI on the state directory ``state``."""
-    return subprocess.run(
-        [sys.executable, "-m", "govcloud", *args],
-        env=_env(state), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
 def govcloud_pulumi(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return govcloud(state, "pulumi", *args, timeout=1800)
+    return govcloud("pulumi", *args, env=_env(state), timeout=1800)
 
 
 @pytest.fixture(scope="session")  # the destroy test runs last, apart from the module's others
@@ -212,7 +205,7 @@ def test_a_lab_removed_behind_the_stacks_back_comes_back_with_up_refresh(
 ) -> None:
     """`govcloud lab down` outside Pulumi, then `make up`'s own `up --refresh`: the refresh sees
     the hosts gone and OpenBao down, and the update brings the whole cloud back."""
-    gone = govcloud(stack_state, "lab", "down")
+    gone = govcloud("lab", "down", env=_env(stack_state), timeout=600)
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
     up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview",
                          "--refresh")  # fmt: skip
@@ -222,9 +215,9 @@ def test_a_lab_removed_behind_the_stacks_back_comes_back_with_up_refresh(
     # the refresh itself took seconds: no play waited out SSH timeouts on hosts that are gone
     refresh = re.search(r"\bsite refresh \(([\d.]+)s\)", up.stdout)
     assert refresh and float(refresh.group(1)) < 30, up.stdout[-3000:]
-    nodes = govcloud(stack_state, "identity", "status", "--json")
+    nodes = govcloud("identity", "status", "--json", env=_env(stack_state))
     assert sorted(n["state"] for n in json.loads(nodes.stdout)) == ["active", "standby", "standby"]
-    verify = govcloud(stack_state, "net", "verify")
+    verify = govcloud("net", "verify", env=_env(stack_state), timeout=600)
     assert verify.returncode == 0, verify.stdout[-3000:]
     again = govcloud_pulumi(stack_state, "preview", "--stack", "lab", "--expect-no-changes")
     assert again.returncode == 0, again.stdout[-3000:]
