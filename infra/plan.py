@@ -44,6 +44,7 @@ class Plan:
             "zones": [z.as_dict() for z in self.zones.values()],
             "rules": [r.as_dict() for r in self.policy.rules],
             "warnings": [str(w) for w in self.policy.warnings],
+            "notes": [str(n) for n in self.policy.notes],
             "sites": [s.as_dict() for s in self.addresses.walk()],
         }
 

@@ -79,6 +79,7 @@ def plan_command(
                 "output": str(output),
                 "files": files,
                 "warnings": [str(w) for w in plan.policy.warnings],
+                "notes": [str(n) for n in plan.policy.notes],
                 "failed": failed,
             }
         )
@@ -111,6 +112,7 @@ def _net_summary(plan: Plan) -> dict[str, Any]:
         "routers": [h.name for h in plan.hosts if h.role == "router"],
         "rules": len(plan.policy.rules),
         "warnings": [str(w) for w in plan.policy.warnings],
+        "notes": [str(n) for n in plan.policy.notes],
     }
 
 
@@ -142,6 +144,8 @@ def net_show(spec: SpecArg = None, json: JsonOpt = False) -> None:
     )
     for w in summary["warnings"]:
         err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    for n in summary["notes"]:
+        console.print(f"[dim]note:[/] {escape(n)}", highlight=False)
 
 
 @dc_app.command("show")

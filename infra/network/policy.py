@@ -8,13 +8,14 @@ then the shared-service grants of each department.
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from govcloud.errors import PlanError, Problem
 from govcloud.spec.model import Flow, SharedService, Spec
 from infra.inventory import InvHost
+from infra.network.cluster import CLUSTER_FLOWS
+from infra.network.traffic import first_matches, rule_box
 from infra.network.zones import EXTRANET, INTRANET, ISOLATION_SOURCE, Zone, dept_zone
 
 #: where each shared service listens
@@ -76,7 +77,8 @@ class Rule:
 @dataclass
 class Policy:
     rules: list[Rule]
-    warnings: list[Problem]
+    warnings: list[Problem]  # rules that never match because earlier ones reverse them
+    notes: list[Problem] = field(default_factory=list)  # partial overlaps, redundant rules
 
 
 class _Resolver:
@@ -123,18 +125,65 @@ class _Resolver:
         return self.zones[endpoint].prefixes
 
 
-def _covers(outer: Rule, inner: Rule) -> bool:
-    """Whether every packet ``inner`` matches is matched by ``outer`` too."""
-    if outer.proto != inner.proto or (outer.ports and not set(inner.ports) <= set(outer.ports)):
-        return False
+def _describe(rules: list[Rule]) -> str:
+    """Rules named in a message: 'drop rule R009 (x)', 'drop rules R001 (x) and R002 (y)'
+    or, with mixed actions, 'rules R001 (x, drop) and R002 (y, accept)'."""
+    actions = {r.action for r in rules}
+    if len(actions) == 1:
+        named = [f"{r.id} ({r.name})" for r in rules]
+        head = f"{rules[0].action} rule{'s' if len(rules) > 1 else ''}"
+    else:
+        named = [f"{r.id} ({r.name}, {r.action})" for r in rules]
+        head = "rules"
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"{head} {listed}"
 
-    def within(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-        nets = [ipaddress.IPv4Network(p) for p in b]
-        return all(any(ipaddress.IPv4Network(p).subnet_of(n) for n in nets) for p in a)
 
-    return within(inner.src_prefixes, outer.src_prefixes) and within(
-        inner.dst_prefixes, outer.dst_prefixes
-    )
+def check_overlaps(rules: list[Rule]) -> tuple[list[Problem], list[Problem]]:
+    """Warnings and notes about rules that earlier rules take traffic from (first match wins).
+
+    A rule whose every packet (source, destination, protocol, port) an earlier rule matches,
+    or several earlier rules together, never matches. That is a warning when one of those
+    earlier rules has the other action (the rule's intent is reversed), a note when they all
+    have its action (it is only redundant). A rule of which an earlier rule of the other action
+    takes only part, as a drop of SSH narrows an accept of every TCP port, is a note.
+    """
+    warnings: list[Problem] = []
+    notes: list[Problem] = []
+    boxes = [rule_box(r.src_prefixes, r.dst_prefixes, r.proto, r.ports) for r in rules]
+    for j, later in enumerate(rules):
+        where = later.path or f"{later.origin} flow {later.name}"
+        taken, all_of_it = first_matches(boxes[j], boxes[:j])
+        takers = [rules[i] for i in taken]
+        opposed = [r for r in takers if r.action != later.action]
+        subject = f"{later.action} rule {later.id} ({later.name})"
+        if all_of_it and opposed:
+            together = " (together they match all its traffic)" if len(takers) > 1 else ""
+            warnings.append(
+                Problem(
+                    where,
+                    f"{subject} is shadowed by the earlier {_describe(takers)}{together} "
+                    "and never matches",
+                )
+            )
+        elif all_of_it:
+            notes.append(
+                Problem(
+                    where,
+                    f"{subject} is redundant: the earlier {_describe(takers)} already "
+                    f"{later.action}{'' if len(takers) > 1 else 's'} all its traffic",
+                )
+            )
+        elif opposed:
+            notes.append(
+                Problem(
+                    where,
+                    f"{subject} partly overlaps the earlier {_describe(opposed)}, "
+                    f"which {'match' if len(opposed) > 1 else 'matches'} that part of "
+                    "its traffic first",
+                )
+            )
+    return warnings, notes
 
 
 def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Policy:
@@ -144,6 +193,8 @@ def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Pol
         (f, "spec", f"network.flows[{i}]") for i, f in enumerate(spec.network.flows)
     ]
     flows += [(f, "default", None) for f in DEFAULT_FLOWS]
+    if any(h.role == "control-plane" for h in hosts):
+        flows += [(f, "default", None) for f in CLUSTER_FLOWS]
     for d in spec.departments:
         zone = dept_zone(d.code)
         # a department's hosts talk freely among themselves, except SSH (only from the bastion)
@@ -242,22 +293,8 @@ def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Pol
     if problems:
         raise PlanError(problems, title="the network policy is refused")
 
-    warnings = []
-    for j, later in enumerate(rules):
-        for earlier in rules[:j]:
-            if earlier.action != later.action and _covers(earlier, later):
-                where = later.path or f"{later.origin} flow {later.name}"
-                warnings.append(
-                    Problem(
-                        where,
-                        f"{later.action} rule {later.id} ({later.name}) "
-                        f"is shadowed by the earlier {earlier.action} "
-                        f"rule {earlier.id} ({earlier.name}) and never "
-                        "matches",
-                    )
-                )
-                break
-    return Policy(rules, warnings)
+    warnings, notes = check_overlaps(rules)
+    return Policy(rules, warnings, notes)
 
 
 def acl_rows(policy: Policy) -> list[dict[str, str]]:

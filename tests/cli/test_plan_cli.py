@@ -61,3 +61,19 @@ def test_net_show_json_lists_levels_and_zones() -> None:
     doc = json.loads(result.stdout)
     assert doc["levels"]["village"]["sites"] == 16
     assert {z["name"] for z in doc["zones"]} >= {"management", "intranet", "sites"}
+
+
+def test_plan_of_the_lab_spec_warns_of_no_shadowed_rule(tmp_path: Path) -> None:
+    """Each department's drop of SSH narrows its accept of every TCP port: that is a note in
+    the JSON, never a warning that the accept is shadowed."""
+    lab = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
+    human = govcloud("plan", str(lab), "-o", str(tmp_path / "human"))
+    assert human.returncode == 0, human.stderr
+    assert "shadowed" not in human.stderr and "warning" not in human.stderr
+    as_json = govcloud("plan", str(lab), "-o", str(tmp_path / "json"), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert doc["warnings"] == []
+    narrowed = [n for n in doc["notes"] if "partly overlaps the earlier drop rule" in n]
+    departments = yaml.safe_load(lab.read_text(encoding="utf-8"))["departments"]
+    assert departments and len(narrowed) == len(departments)
