@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import Result
 from clusters.apps.hall.devserver import LocalHall, LocalPostgres
-from clusters.apps.hall.seedplan import seed_plan
+from clusters.hallseed import seed_plan
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
 from loadtests.config import CONFIG_ENV

@@ -205,12 +205,23 @@ def _ready(url: str) -> str | None:
 
 
 @contextlib.contextmanager
+def _devserver_errors() -> Iterator[None]:
+    """The dev server's own error (the hall package stands alone) as an operation error."""
+    from clusters.apps.hall.devserver import DevServerError
+
+    try:
+        yield
+    except DevServerError as exc:
+        raise OperationError(str(exc)) from exc
+
+
+@contextlib.contextmanager
 def local_hall(
     spec: Spec, sites: dict[str, list[str]], echo: Callable[[str], None]
 ) -> Iterator[Any]:
     """A throwaway PostgreSQL and hall on loopback, seeded with the sampled sites' catalog."""
     from clusters.apps.hall.devserver import LocalHall, LocalPostgres
-    from clusters.apps.hall.seedplan import seed_plan
+    from clusters.hallseed import seed_plan
 
     plan = seed_plan(spec)
     keep = {c for codes in sites.values() for c in codes}
@@ -219,12 +230,14 @@ def local_hall(
         "starting a local PostgreSQL and hall (seeding "
         f"{sum(sum(b['count'] for b in s['items']) for s in plan['sites'])} guides)"
     )
-    pg = LocalPostgres().start()
+    with _devserver_errors():
+        pg = LocalPostgres().start()
     hall = None
     try:
-        hall = LocalHall(pg, extra_env={"HALL_ACCESS_LOG": "off"})
-        hall.seed(plan)
-        hall.start()
+        with _devserver_errors():
+            hall = LocalHall(pg, extra_env={"HALL_ACCESS_LOG": "off"})
+            hall.seed(plan)
+            hall.start()
         yield hall
     finally:
         if hall is not None:

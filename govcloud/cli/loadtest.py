@@ -184,7 +184,7 @@ def seed_plan_command(
 ) -> None:
     """The hall's seed plan from the spec (sites, departments, guide counts), as JSON: copy it
     to a hall host and run `python3 -m hall seed PLAN.json` there."""
-    from clusters.apps.hall.seedplan import guide_counts, seed_plan
+    from clusters.hallseed import guide_counts, seed_plan
 
     plan = seed_plan(read_spec(spec))
     text = json.dumps(plan, ensure_ascii=False)

@@ -31,7 +31,7 @@ def play_inputs(plan: Plan, playbook: str) -> str:
         sorted(plan.rulesets.items()),
     ]
     if "hall" in roles_of(playbook):
-        from clusters.apps.hall.seedplan import seed_plan
+        from clusters.hallseed import seed_plan
 
         parts.append(seed_plan(plan.spec))
     return digest(parts)

@@ -107,7 +107,7 @@ def write_hall_seed_plan(plan: Plan, plan_dir: Path) -> None:
     """The halls' catalog seed plan (sites, departments, guide counts) from the spec."""
     import json
 
-    from clusters.apps.hall.seedplan import seed_plan
+    from clusters.hallseed import seed_plan
 
     text = json.dumps(seed_plan(plan.spec), ensure_ascii=False, sort_keys=True)
     path = plan_dir / HALL_SEED_PLAN

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from clusters.apps.hall.devserver import LocalHall, LocalPostgres, http_json
-from clusters.apps.hall.seedplan import seed_plan
+from clusters.hallseed import seed_plan
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
 

@@ -14,7 +14,7 @@ from clusters.apps.hall.codes import (
 )
 from clusters.apps.hall.observe import Metrics
 from clusters.apps.hall.seed import check_plan, item_rows
-from clusters.apps.hall.seedplan import guide_counts, seed_plan
+from clusters.hallseed import guide_counts, seed_plan
 from govcloud.spec import Spec
 
 pytestmark = pytest.mark.unit

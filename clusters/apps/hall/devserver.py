@@ -26,9 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from govcloud.errors import OperationError
-
 _REPO = Path(__file__).resolve().parents[3]
+
+
+class DevServerError(RuntimeError):
+    """A local PostgreSQL or hall could not be started or a hall command failed.
+
+    The hall's own type (the package stands alone, without govcloud); govcloud's commands that
+    start a local hall report it as their own operation error.
+    """
 
 
 def free_port() -> int:
@@ -47,7 +53,7 @@ def pg_bindir() -> Path:
     initdb = shutil.which("initdb")
     if initdb:
         return Path(initdb).parent
-    raise OperationError(
+    raise DevServerError(
         "PostgreSQL server not found (no /usr/lib/postgresql/*/bin/initdb): "
         "install Debian's `postgresql` package (it is in scripts/apt-packages.txt; `make deps`)"
     )
@@ -72,7 +78,7 @@ class LocalPostgres:
             [*self._as, *cmd], capture_output=True, text=True, timeout=timeout, check=False
         )
         if proc.returncode != 0:
-            raise OperationError(
+            raise DevServerError(
                 f"{Path(cmd[0]).name} failed (exit {proc.returncode}): "
                 f"{(proc.stderr or proc.stdout).strip()[-800:]}"
             )
@@ -131,7 +137,7 @@ class LocalPostgres:
     def stop(self) -> None:
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
-            with contextlib.suppress(OperationError, subprocess.TimeoutExpired):
+            with contextlib.suppress(DevServerError, subprocess.TimeoutExpired):
                 self._run(str(pg_bindir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -167,7 +173,7 @@ def run_hall(
         check=False,
     )
     if proc.returncode != 0:
-        raise OperationError(f"hall {args[0]} failed: {proc.stderr.strip()[-800:]}")
+        raise DevServerError(f"hall {args[0]} failed: {proc.stderr.strip()[-800:]}")
     return proc.stdout
 
 
@@ -239,7 +245,7 @@ class LocalHall:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise OperationError(
+                raise DevServerError(
                     f"the hall exited with {self.proc.returncode}: "
                     f"{self.log_path.read_text(errors='replace')[-800:]}"
                 )
@@ -251,7 +257,7 @@ class LocalHall:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise OperationError(f"the hall did not become ready on {self.url} in {timeout:.0f} s")
+        raise DevServerError(f"the hall did not become ready on {self.url} in {timeout:.0f} s")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,7 +1,7 @@
 """Seed the catalog from a seed plan: sites, departments and service guides (办事指南).
 
 The seed plan is plain JSON (made on the control side from the spec by
-``clusters.apps.hall.seedplan``), so this module needs nothing beyond the hall's own packages::
+``clusters.hallseed``), so this module needs nothing beyond the hall's own packages::
 
     {"departments": [{"code": "gat", "name": "公安厅"}, ...],
      "sites": [{"code": "52", "name": "贵州省", "level": "province", "parent": null,

@@ -1,6 +1,7 @@
 """Control side: the hall's seed plan (sites, departments, guide counts) from the spec.
 
-Imported by govcloud (it needs the spec model), never by the hall at run time.
+Imported by govcloud (it needs the spec model), never by the hall: it lives outside the hall's
+package, which stands alone. The plan it makes is plain JSON that ``python3 -m hall seed`` reads.
 
 How many guides each site carries:
 
