@@ -30,6 +30,9 @@ GET      /api/sites/{site}/ratings              ratings             staff of the
 POST     /api/admin/staff-tokens                admin_staff_token   admin token
 GET/PUT  /api/admin/faults                      admin_faults        admin token
 =======  =====================================  ==================  ===========================
+
+The citizens' and staff's web pages (server-rendered HTML, routes named ``page_*``, and
+``/static/*``) are in ``pages.py``; they share the operations below with the JSON API.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from .auth import (
     hash_password,
     new_token,
 )
+from .auth import digest as digest_of
 from .codes import (
     ACTIONS,
     FINAL_STATES,
@@ -77,6 +81,7 @@ from .observe import AccessLog, Metrics
 PUBLIC_ROUTES = frozenset({"healthz", "readyz", "sites", "site", "catalog", "guide"})
 OPEN_ROUTES = frozenset({"register", "login"})  # no token needed: they issue one
 STAFF_VIEW_ROLES = frozenset({"clerk", "backoffice", "supervisor", "hotline"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass
@@ -97,6 +102,9 @@ class Config:
     session_hours: int = 8
     faults: str = ""
     warn_days: int = 1
+    #: the pages' cookies carry Secure; HALL_COOKIE_SECURE=0 drops it, allowed only on loopback
+    #: (a plain-HTTP client there, e.g. a cookie jar that keeps Secure cookies to HTTPS)
+    cookie_secure: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -124,6 +132,14 @@ class Config:
         c.session_hours = _int_env(e, "HALL_SESSION_HOURS", c.session_hours)
         c.faults = e.get("HALL_FAULTS", c.faults)
         parse_faults(c.faults)  # fail at start on a malformed value
+        secure = e.get("HALL_COOKIE_SECURE", "1").strip().lower()
+        if secure not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError(f'HALL_COOKIE_SECURE: expected 1 or 0, got "{secure}"')
+        c.cookie_secure = secure in ("1", "true", "yes")
+        if not c.cookie_secure and c.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"HALL_COOKIE_SECURE=0 is for a hall on loopback only (HALL_HOST is {c.host})"
+            )
         return c
 
 
@@ -172,11 +188,16 @@ def parse_faults(text: str) -> list[Fault]:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    """A refusal: the API answers ``message`` as JSON, the pages show ``zh`` (Chinese)."""
+
+    def __init__(
+        self, status: int, message: str, field: str | None = None, zh: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.zh = zh
 
 
 def _default(o: Any) -> Any:
@@ -234,6 +255,48 @@ def in_scope(caller: Caller, site: str) -> bool:
     return site.startswith(caller.site)
 
 
+CLERK_ROLES = frozenset({"clerk", "backoffice"})
+SUPERVISOR_ROLES = frozenset({"supervisor"})
+
+
+def applicant(c: Caller | None) -> Caller:
+    """The caller, if a citizen or an enterprise (those who apply)."""
+    if c is None or c.kind not in ("citizen", "enterprise"):
+        raise Problem(403, "only citizens and enterprises apply", zh="请以个人或法人账号登录")
+    return c
+
+
+def staff_with(c: Caller | None, roles: frozenset[str]) -> Caller:
+    """The caller, if staff with one of ``roles``."""
+    if c is None or c.kind != "staff" or not c.roles & roles:
+        names = "、".join(ROLE_LABELS.get(r, r) for r in sorted(roles))
+        raise Problem(
+            403,
+            f"needs a staff token with role {' or '.join(sorted(roles))}",
+            zh=f"需要以下岗位的工作人员登录：{names}",
+        )
+    return c
+
+
+def case_code(code: str) -> str:
+    if not valid_case_code(code):
+        raise Problem(
+            400,
+            f"not a case code: {code!r} (31 digits with a check digit)",
+            zh="办件编码应为 31 位数字（含校验位），请核对",
+        )
+    return code
+
+
+ROLE_LABELS = {
+    "clerk": "窗口人员",
+    "backoffice": "后台审批人员",
+    "supervisor": "电子监察人员",
+    "hotline": "12345 热线",
+    "kiosk": "自助终端",
+}
+
+
 # -- the application ----------------------------------------------------------------------------
 
 
@@ -245,6 +308,7 @@ class Hall:
     metrics: Metrics = field(default_factory=Metrics)
     log: AccessLog | None = None
     faults: list[Fault] = field(default_factory=list)
+    pages: Any = None  # pages.Pages, made with the app
     _flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -305,6 +369,10 @@ class Hall:
         r.add_post("/api/admin/staff-tokens", self.admin_staff_token, name="admin_staff_token")
         r.add_get("/api/admin/faults", self.admin_faults, name="admin_faults")
         r.add_put("/api/admin/faults", self.admin_faults, name="admin_faults_set")
+        from .pages import Pages  # the pages import this module
+
+        self.pages = Pages(self)
+        self.pages.add_routes(r)
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.stop)
         return app
@@ -319,12 +387,17 @@ class Hall:
         status = 500
         self.metrics.in_flight += 1
         try:
+            if route.startswith("page_"):  # the web pages: cookies, HTML errors
+                response = await self.pages.serve(request, route, handler)
+                caller = request.get("caller")
+                status = response.status
+                return response
             try:
                 if route not in PUBLIC_ROUTES and route not in OPEN_ROUTES:
                     caller = await self._authenticate(request, route)
                 request["caller"] = caller
                 if self.faults:
-                    await self._apply_faults(route, request)
+                    await self.apply_faults(route, request)
                 response = await handler(request)
             except Problem as p:
                 body = {"error": p.message}
@@ -375,7 +448,7 @@ class Hall:
             raise Problem(401, "the token is unknown or expired")
         return caller
 
-    async def _apply_faults(self, route: str, request: web.Request) -> None:
+    async def apply_faults(self, route: str, request: web.Request) -> None:
         for fault in self.faults:
             if fault.route != route:
                 continue
@@ -404,7 +477,10 @@ class Hall:
         extra = {
             "hall_db_pool_size": float(self.pool.get_size()),
             "hall_db_pool_idle": float(self.pool.get_idle_size()),
+            "hall_process_cpu_seconds_total": round(time.process_time(), 6),
         }
+        if self.pages is not None:
+            extra.update(self.pages.meter.as_metrics())
         return web.Response(
             text=self.metrics.render(extra), content_type="text/plain", charset="utf-8"
         )
@@ -440,15 +516,34 @@ class Hall:
 
     async def catalog(self, request: web.Request) -> web.Response:
         site = request.match_info["site"]
-        if site_level(site) is None:
-            raise Problem(400, f"site: expected a 2/4/6/9/12-digit division code, got {site!r}")
-        dept = request.query.get("dept")
         kind = request.query.get("kind")
-        if kind is not None and kind not in ("administrative", "public_service"):
-            raise Problem(400, "kind: expected administrative or public_service", "kind")
-        q = request.query.get("q")
         limit = int_query(request, "limit", 20, 1, 100)
         offset = int_query(request, "offset", 0, 0, 1_000_000)
+        rows = await self.catalog_of(
+            site, request.query.get("dept"), kind, request.query.get("q"), limit, offset
+        )
+        return reply({"site": site, "offset": offset, "items": rows})
+
+    async def catalog_of(
+        self,
+        site: str,
+        dept: str | None,
+        kind: str | None,
+        q: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
+        """A page of a site's items, by code; ``q`` matches within the name."""
+        if site_level(site) is None:
+            raise Problem(
+                400,
+                f"site: expected a 2/4/6/9/12-digit division code, got {site!r}",
+                zh="站点编码应为 2、4、6、9 或 12 位行政区划代码",
+            )
+        if kind is not None and kind not in ("administrative", "public_service"):
+            raise Problem(
+                400, "kind: expected administrative or public_service", "kind", zh="事项类型有误"
+            )
         rows = await self.pool.fetch(
             "SELECT code, dept, kind, name, time_limit_days, online FROM items"
             " WHERE site_code = $1 AND ($2::text IS NULL OR dept = $2)"
@@ -462,10 +557,12 @@ class Hall:
             limit,
             offset,
         )
-        return reply({"site": site, "offset": offset, "items": [dict(r) for r in rows]})
+        return [dict(r) for r in rows]
 
     async def guide(self, request: web.Request) -> web.Response:
-        code = request.match_info["item"]
+        return reply(await self.guide_of(request.match_info["item"]))
+
+    async def guide_of(self, code: str) -> dict[str, Any]:
         row = await self.pool.fetchrow(
             "SELECT i.*, d.name AS dept_name, s.name AS site_name, s.level"
             " FROM items i JOIN departments d ON d.code = i.dept"
@@ -474,24 +571,33 @@ class Hall:
             code,
         )
         if row is None:
-            raise Problem(404, f"no item {code}")
+            raise Problem(404, f"no item {code}", zh="没有这个事项")
         guide = dict(row)
         guide["materials"] = json.loads(guide["materials"])
         guide["steps"] = json.loads(guide["steps"])
-        return reply(guide)
+        return guide
 
     # -- accounts --------------------------------------------------------------------------------
 
     async def register(self, request: web.Request) -> web.Response:
         data = await body_of(request)
         kind = data.get("kind", "citizen")
-        if kind not in ("citizen", "enterprise"):
-            raise Problem(400, "kind: expected citizen or enterprise", "kind")
         login = text_field(data, "login", max_len=64)
         name = text_field(data, "name", max_len=100)
         password = text_field(data, "password", max_len=200)
+        account_id, token = await self.create_account(kind, login, name, password)
+        return reply({"id": account_id, "kind": kind, "token": token}, 201)
+
+    async def create_account(
+        self, kind: Any, login: str, name: str, password: str
+    ) -> tuple[int, str]:
+        """A new account and its first session: (account id, session token)."""
+        if kind not in ("citizen", "enterprise"):
+            raise Problem(400, "kind: expected citizen or enterprise", "kind", zh="请选择账号类型")
         if len(password) < 8:
-            raise Problem(400, "password: at least 8 characters", "password")
+            raise Problem(
+                400, "password: at least 8 characters", "password", zh="密码至少 8 个字符"
+            )
         loop = asyncio.get_running_loop()
         hashed = await loop.run_in_executor(None, hash_password, password, self.config.scrypt_n)
         try:
@@ -504,9 +610,10 @@ class Hall:
                 hashed,
             )
         except asyncpg.UniqueViolationError:
-            raise Problem(409, f"login {login!r} is taken", "login") from None
-        token = await self._session(account_id)
-        return reply({"id": account_id, "kind": kind, "token": token}, 201)
+            raise Problem(
+                409, f"login {login!r} is taken", "login", zh="该登录名已被注册，请换一个"
+            ) from None
+        return int(account_id), await self._session(account_id)
 
     async def _session(self, account_id: int) -> str:
         token, digest = new_token(ACCOUNT_PREFIX)
@@ -519,10 +626,22 @@ class Hall:
         )
         return token
 
+    async def end_session(self, token: str) -> None:
+        """Log out: an account session is deleted (staff tokens are not the hall's to end)."""
+        if token.startswith(ACCOUNT_PREFIX):
+            await self.pool.execute("DELETE FROM sessions WHERE token_hash = $1", digest_of(token))
+        if self.auth is not None:
+            self.auth.forget(token)
+
     async def login(self, request: web.Request) -> web.Response:
         data = await body_of(request)
         login = text_field(data, "login", max_len=64)
         password = text_field(data, "password", max_len=200)
+        account_id, kind, token = await self.check_login(login, password)
+        return reply({"id": account_id, "kind": kind, "token": token})
+
+    async def check_login(self, login: str, password: str) -> tuple[int, str, str]:
+        """(account id, kind, a new session token) for the right password."""
         row = await self.pool.fetchrow(
             "SELECT id, kind, password_hash FROM accounts WHERE login = $1", login
         )
@@ -531,9 +650,9 @@ class Hall:
             None, check_password, password, row["password_hash"]
         )
         if not ok or row is None:
-            raise Problem(401, "wrong login or password")
+            raise Problem(401, "wrong login or password", zh="登录名或密码不正确")
         token = await self._session(row["id"])
-        return reply({"id": row["id"], "kind": row["kind"], "token": token})
+        return int(row["id"]), str(row["kind"]), token
 
     async def me(self, request: web.Request) -> web.Response:
         c: Caller = request["caller"]
@@ -542,10 +661,7 @@ class Hall:
     # -- applications ----------------------------------------------------------------------------
 
     def _applicant(self, request: web.Request) -> Caller:
-        c: Caller = request["caller"]
-        if c.kind not in ("citizen", "enterprise"):
-            raise Problem(403, "only citizens and enterprises apply")
-        return c
+        return applicant(request["caller"])
 
     async def apply(self, request: web.Request) -> web.Response:
         c = self._applicant(request)
@@ -554,12 +670,17 @@ class Hall:
         form = data.get("form", {})
         if not isinstance(form, dict):
             raise Problem(400, "form: expected an object", "form")
+        return reply(await self.file_case(c, item_code, form), 201)
+
+    async def file_case(self, c: Caller, item_code: str, form: dict[str, Any]) -> dict[str, Any]:
+        """A new application for an item: its case code (一件一码), state and site."""
+        applicant(c)
         async with self.pool.acquire() as conn, conn.transaction():
             item = await conn.fetchrow(
                 "SELECT site_code, name FROM items WHERE code = $1", item_code
             )
             if item is None:
-                raise Problem(404, f"no item {item_code}", "item")
+                raise Problem(404, f"no item {item_code}", "item", zh="没有这个事项")
             seq = await conn.fetchval("SELECT nextval('case_seq')")
             today = dt.date.today().strftime("%Y%m%d")
             code = make_case_code(item["site_code"], today, seq)
@@ -583,41 +704,56 @@ class Hall:
         out.pop("id")
         out["item"] = item_code
         out["site"] = item["site_code"]
-        return reply(out, 201)
+        return out
 
     async def my_cases(self, request: web.Request) -> web.Response:
         c = self._applicant(request)
         limit = int_query(request, "limit", 20, 1, 100)
-        rows = await self.pool.fetch(
-            "SELECT code, item_code AS item, site_code AS site, state, created_at, deadline"
-            " FROM cases WHERE applicant_id = $1 ORDER BY created_at DESC LIMIT $2",
-            c.account_id,
-            limit,
-        )
-        return reply({"cases": [dict(r) for r in rows]})
+        return reply({"cases": await self.cases_of(c, limit)})
+
+    async def cases_of(self, c: Caller, limit: int, names: bool = False) -> list[dict[str, Any]]:
+        """An applicant's latest cases; ``names`` adds the item's and the site's names."""
+        applicant(c)
+        if names:
+            sql = (
+                "SELECT c.code, c.item_code AS item, c.site_code AS site, c.state, c.created_at,"
+                " c.deadline, i.name AS item_name, s.name AS site_name FROM cases c"
+                " JOIN items i ON i.code = c.item_code JOIN sites s ON s.code = c.site_code"
+                " WHERE c.applicant_id = $1 ORDER BY c.created_at DESC LIMIT $2"
+            )
+        else:
+            sql = (
+                "SELECT code, item_code AS item, site_code AS site, state, created_at, deadline"
+                " FROM cases WHERE applicant_id = $1 ORDER BY created_at DESC LIMIT $2"
+            )
+        rows = await self.pool.fetch(sql, c.account_id, limit)
+        return [dict(r) for r in rows]
 
     def _code(self, request: web.Request) -> str:
-        code = request.match_info["code"]
-        if not valid_case_code(code):
-            raise Problem(400, f"not a case code: {code!r} (31 digits with a check digit)")
-        return code
+        return case_code(request.match_info["code"])
 
     async def progress(self, request: web.Request) -> web.Response:
-        code = self._code(request)
-        c: Caller = request["caller"]
+        out = await self.case_view(request["caller"], self._code(request))
+        return reply(out)
+
+    async def case_view(self, c: Caller, code: str, detail: bool = False) -> dict[str, Any]:
+        """A case as its caller may see it: the applicant and staff of its region see the
+        timeline too (``detail`` adds the form, the names and the rating), a kiosk the state."""
         row = await self.pool.fetchrow(
             "SELECT c.id, c.code, c.state, c.site_code, c.item_code, c.applicant_id,"
-            " c.created_at, c.accepted_at, c.deadline, c.finished_at, i.name AS item_name"
-            " FROM cases c JOIN items i ON i.code = c.item_code WHERE c.code = $1",
+            " c.created_at, c.accepted_at, c.deadline, c.finished_at, c.form,"
+            " i.name AS item_name, s.name AS site_name"
+            " FROM cases c JOIN items i ON i.code = c.item_code"
+            " JOIN sites s ON s.code = c.site_code WHERE c.code = $1",
             code,
         )
         if row is None:
-            raise Problem(404, f"no case {code}")
+            raise Problem(404, f"no case {code}", zh="没有这个办件")
         full = (c.kind != "staff" and c.account_id == row["applicant_id"]) or (
             c.kind == "staff" and bool(c.roles & STAFF_VIEW_ROLES) and in_scope(c, row["site_code"])
         )
         if not full and not (c.kind == "staff" and "kiosk" in c.roles):
-            raise Problem(403, "this case belongs to someone else")
+            raise Problem(403, "this case belongs to someone else", zh="这不是您的办件，无权查看")
         out = {
             "code": row["code"],
             "state": row["state"],
@@ -637,13 +773,25 @@ class Hall:
                 row["id"],
             )
             out["events"] = [dict(e) for e in events]
-        return reply(out)
+        if full and detail:
+            out["site_name"] = row["site_name"]
+            out["form"] = json.loads(row["form"])
+            out["mine"] = c.kind != "staff"
+            rating = await self.pool.fetchrow(
+                "SELECT score, comment, at FROM ratings WHERE case_id = $1", row["id"]
+            )
+            out["rating"] = dict(rating) if rating else None
+        return out
 
     async def supplement(self, request: web.Request) -> web.Response:
         code = self._code(request)
         c = self._applicant(request)
         data = await body_of(request)
         note = text_field(data, "note", max_len=500, required=False)
+        return reply(await self.supplement_case(c, code, note))
+
+    async def supplement_case(self, c: Caller, code: str, note: str) -> dict[str, Any]:
+        applicant(c)
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "UPDATE cases SET"
@@ -665,33 +813,48 @@ class Hall:
                 row["state"],
                 note,
             )
-        return reply({"code": code, "state": row["state"], "deadline": row["deadline"]})
+        return {"code": code, "state": row["state"], "deadline": row["deadline"]}
 
     async def _why_not(self, conn: Any, code: str, c: Caller, states: tuple[str, ...]) -> None:
         row = await conn.fetchrow(
             "SELECT state, applicant_id, site_code FROM cases WHERE code = $1", code
         )
         if row is None:
-            raise Problem(404, f"no case {code}")
+            raise Problem(404, f"no case {code}", zh="没有这个办件")
         if c.kind == "staff":
             if row["site_code"] != c.site:
                 raise Problem(
-                    403, f"case {code} is handled at site {row['site_code']}, not {c.site}"
+                    403,
+                    f"case {code} is handled at site {row['site_code']}, not {c.site}",
+                    zh="该办件不在您所在站点办理",
                 )
         elif row["applicant_id"] != c.account_id:
-            raise Problem(403, "this case belongs to someone else")
+            raise Problem(403, "this case belongs to someone else", zh="这不是您的办件")
+        wanted = "或".join(STATE_LABELS[s] for s in states)
         raise Problem(
-            409, f"case {code} is {row['state']}; this needs it to be {' or '.join(states)}"
+            409,
+            f"case {code} is {row['state']}; this needs it to be {' or '.join(states)}",
+            zh=f"办件当前为“{STATE_LABELS[row['state']]}”，此操作需要“{wanted}”",
         )
 
     async def rate(self, request: web.Request) -> web.Response:
         code = self._code(request)
         c = self._applicant(request)
         data = await body_of(request)
-        score = data.get("score")
-        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
-            raise Problem(400, "score: expected an integer 1 (非常不满意) .. 5 (非常满意)", "score")
         comment = text_field(data, "comment", max_len=500, required=False)
+        await self.rate_case(c, code, data.get("score"), comment)
+        return reply({"code": code, "score": data["score"]}, 201)
+
+    async def rate_case(self, c: Caller, code: str, score: Any, comment: str) -> None:
+        """The applicant's rating (好差评) of a finished case, once."""
+        applicant(c)
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            raise Problem(
+                400,
+                "score: expected an integer 1 (非常不满意) .. 5 (非常满意)",
+                "score",
+                zh="请选择 1 到 5 分的评价",
+            )
         async with self.pool.acquire() as conn, conn.transaction():
             case_id = await conn.fetchval(
                 "SELECT id FROM cases WHERE code = $1 AND applicant_id = $2"
@@ -710,41 +873,59 @@ class Hall:
                 comment,
             )
         if inserted is None:
-            raise Problem(409, f"case {code} is already rated")
-        return reply({"code": code, "score": score}, 201)
+            raise Problem(409, f"case {code} is already rated", zh="该办件已经评价过了")
 
     # -- staff -----------------------------------------------------------------------------------
 
     def _staff(self, request: web.Request, roles: frozenset[str]) -> Caller:
-        c: Caller = request["caller"]
-        if c.kind != "staff" or not c.roles & roles:
-            raise Problem(403, f"needs a staff token with role {' or '.join(sorted(roles))}")
-        return c
+        return staff_with(request["caller"], roles)
 
     async def queue(self, request: web.Request) -> web.Response:
-        c = self._staff(request, frozenset({"clerk", "backoffice"}))
+        c = self._staff(request, CLERK_ROLES)
         state = request.query.get("state", "submitted")
-        if state not in STATES:
-            raise Problem(400, f"state: expected one of {', '.join(STATES)}", "state")
         limit = int_query(request, "limit", 20, 1, 100)
+        cases = await self.queue_of(c, state, limit)
+        return reply({"site": c.site, "state": state, "cases": cases})
+
+    async def queue_of(
+        self, c: Caller, state: str, limit: int, names: bool = False
+    ) -> list[dict[str, Any]]:
+        """The oldest cases in a state at the caller's site; ``names`` adds the item's name."""
+        staff_with(c, CLERK_ROLES)
+        if state not in STATES:
+            raise Problem(
+                400, f"state: expected one of {', '.join(STATES)}", "state", zh="状态有误"
+            )
+        extra = (
+            ", (SELECT name FROM items i WHERE i.code = item_code) AS item_name" if names else ""
+        )
         rows = await self.pool.fetch(
-            "SELECT code, item_code AS item, state, created_at, deadline FROM cases"
+            f"SELECT code, item_code AS item, state, created_at, deadline{extra} FROM cases"
             " WHERE site_code = $1 AND state = $2 ORDER BY created_at LIMIT $3",
             c.site,
             state,
             limit,
         )
-        return reply({"site": c.site, "state": state, "cases": [dict(r) for r in rows]})
+        return [dict(r) for r in rows]
 
     async def act(self, request: web.Request) -> web.Response:
         code = self._code(request)
         action = request.match_info["action"]
-        if action not in ACTIONS:
-            raise Problem(404, f"no action {action!r}; expected one of {', '.join(ACTIONS)}")
-        sources, target, roles = ACTIONS[action]
-        c = self._staff(request, roles)
         data = await body_of(request) if request.can_read_body else {}
         comment = text_field(data, "comment", max_len=500, required=False)
+        c: Caller = request["caller"]
+        return reply(await self.act_on(c, code, action, comment))
+
+    async def act_on(self, c: Caller, code: str, action: str, comment: str) -> dict[str, Any]:
+        """A staff action on a case of the caller's site (the state machine in ``ACTIONS``)."""
+        if action not in ACTIONS:
+            raise Problem(
+                404,
+                f"no action {action!r}; expected one of {', '.join(ACTIONS)}",
+                zh="没有这个操作",
+            )
+        sources, target, roles = ACTIONS[action]
+        staff_with(c, roles)
         sets = ["state = $4", "updated_at = now()"]
         if action == "accept":
             sets += [
@@ -779,15 +960,30 @@ class Hall:
                 target,
                 comment,
             )
-        return reply({"code": code, "state": row["state"], "deadline": row["deadline"]})
+        return {"code": code, "state": row["state"], "deadline": row["deadline"]}
 
     async def overdue(self, request: web.Request) -> web.Response:
-        c = self._staff(request, frozenset({"supervisor"}))
+        c = self._staff(request, SUPERVISOR_ROLES)
         warn_days = int_query(request, "warn_days", self.config.warn_days, 0, 30)
         limit = int_query(request, "limit", 100, 1, 1000)
+        overdue, warning = await self.overdue_of(c, warn_days, limit)
+        return reply({"region": c.site, "overdue": overdue, "warning": warning})
+
+    async def overdue_of(
+        self, c: Caller, warn_days: int, limit: int, names: bool = False
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Cases in progress in the supervisor's region past their deadline, and those within
+        ``warn_days`` of it (电子监察); ``names`` adds the site's and the item's names."""
+        staff_with(c, SUPERVISOR_ROLES)
+        extra = (
+            ", (SELECT name FROM sites s WHERE s.code = site_code) AS site_name,"
+            " (SELECT name FROM items i WHERE i.code = item_code) AS item_name"
+            if names
+            else ""
+        )
         rows = await self.pool.fetch(
             "SELECT code, site_code AS site, item_code AS item, accepted_at, deadline,"
-            " deadline < now() AS overdue FROM cases"
+            f" deadline < now() AS overdue{extra} FROM cases"
             " WHERE state = 'in_progress' AND site_code LIKE $1 || '%'"
             " AND deadline < now() + make_interval(days => $2)"
             " ORDER BY deadline LIMIT $3",
@@ -797,7 +993,7 @@ class Hall:
         )
         overdue = [dict(r) for r in rows if r["overdue"]]
         warning = [dict(r) for r in rows if not r["overdue"]]
-        return reply({"region": c.site, "overdue": overdue, "warning": warning})
+        return overdue, warning
 
     async def ratings(self, request: web.Request) -> web.Response:
         c = self._staff(request, STAFF_VIEW_ROLES)

@@ -1,0 +1,57 @@
+"""A tiny HTML renderer that escapes by default (standard library only).
+
+Markup is built with :func:`h`: its template is a trusted literal written in this package, and
+every value put into it is escaped unless it is already :class:`Markup` (built the same way).
+So text from the database, a form or a URL can only ever land in a page as text::
+
+    h("<p class={}>{}</p>", "note", "<script>")  ->  '<p class=note>&lt;script&gt;</p>'
+
+Attribute values are always quoted by the templates (``"{}"``); :func:`esc` escapes quotes too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from html import escape
+from typing import Any
+
+
+class Markup(str):
+    """Text that is already HTML: inserted as is."""
+
+    __slots__ = ()
+
+
+def esc(value: Any) -> Markup:
+    """``value`` as HTML: Markup unchanged, None as nothing, anything else escaped text."""
+    if isinstance(value, Markup):
+        return value
+    if value is None:
+        return Markup("")
+    if isinstance(value, dt.datetime):
+        value = fmt_time(value)
+    return Markup(escape(str(value), quote=True))
+
+
+def h(template: str, *args: Any, **kwargs: Any) -> Markup:
+    """Fill ``template`` (a trusted literal with ``{}`` / ``{name}`` fields) with escaped
+    values. Fields take plain names only: no attribute or index look-ups on values."""
+    return Markup(template.format(*map(esc, args), **{k: esc(v) for k, v in kwargs.items()}))
+
+
+def join(parts: Iterable[Any], sep: str = "") -> Markup:
+    """Parts (escaped unless Markup) one after another."""
+    return Markup(sep.join(map(esc, parts)))
+
+
+_CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def fmt_time(value: dt.datetime | None) -> str:
+    """China Standard Time, to the minute: 2024-03-15 09:30."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(_CST)
+    return value.strftime("%Y-%m-%d %H:%M")
