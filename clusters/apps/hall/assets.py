@@ -40,7 +40,7 @@ nav.main ul { list-style: none; display: flex; flex-wrap: wrap; gap: 0.25rem 1.2
   margin: 0; padding: 0; }
 nav.main form { display: inline; }
 header.top button.link { background: none; border: 0; color: #ffffff; font: inherit;
-  text-decoration: underline; cursor: pointer; padding: 0; }
+  text-decoration: underline; cursor: pointer; padding: 0; margin: 0; }
 form.mode { margin-left: auto; }
 form.mode button { background: #ffffff; color: #9b1b1b; border: 2px solid #ffffff;
   border-radius: 0.3rem; font: inherit; font-weight: 700; padding: 0.2rem 0.8rem;
