@@ -44,6 +44,8 @@ class GateResult:
     breaches: list[Breach] = field(default_factory=list)
     levels: dict[str, dict[str, Any]] = field(default_factory=dict)
     endpoints: list[dict[str, Any]] = field(default_factory=list)
+    #: page loads, their static assets and API calls, each kind over all levels
+    kinds: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class GateResult:
             "breaches": [{**asdict(b), "text": str(b)} for b in self.breaches],
             "levels": self.levels,
             "endpoints": self.endpoints,
+            "kinds": self.kinds,
         }
 
     def summary(self) -> str:
@@ -67,6 +70,16 @@ def level_of(name: str) -> str | None:
         if end > 0 and name[1:end] in LEVELS:
             return name[1:end]
     return None
+
+
+KINDS = ("page", "asset", "api")
+
+
+def kind_of(endpoint: str) -> str:
+    """``PAGE GET /sites/{site}`` is a page load, ``ASSET GET /static/...`` a static asset a
+    page uses, anything else (``GET /api/...``) an API call."""
+    head = endpoint.split(" ", 1)[0]
+    return {"PAGE": "page", "ASSET": "asset"}.get(head, "api")
 
 
 def _figures(e: StatsEntry) -> dict[str, Any]:
@@ -98,6 +111,7 @@ def _check(level: str, endpoint: str | None, fig: dict[str, Any], slo: LevelSlo)
 
 def evaluate(stats: RequestStats, slo: dict[str, LevelSlo], min_requests: int = 50) -> GateResult:
     merged: dict[str, StatsEntry] = {}
+    kinds: dict[str, StatsEntry] = {}
     per_endpoint: list[tuple[str, str, StatsEntry]] = []
     for (name, _method), entry in stats.entries.items():
         level = level_of(name)
@@ -107,11 +121,16 @@ def evaluate(stats: RequestStats, slo: dict[str, LevelSlo], min_requests: int = 
         if level not in merged:
             merged[level] = StatsEntry(stats, level, "", use_response_times_cache=False)
         merged[level].extend(entry)
+        kind = kind_of(endpoint)
+        if kind not in kinds:
+            kinds[kind] = StatsEntry(stats, kind, "", use_response_times_cache=False)
+        kinds[kind].extend(entry)
         per_endpoint.append(
             (level, endpoint, entry)  # the name carries the method already
         )
 
     result = GateResult(ok=True)
+    result.kinds = {k: _figures(kinds[k]) for k in KINDS if k in kinds}
     total = sum(e.num_requests for e in merged.values())
     if total == 0:
         result.breaches.append(Breach("all", None, "requests", 0, 1, 0))

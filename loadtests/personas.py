@@ -2,6 +2,12 @@
 is a request rate), checks it with ``catch_response`` and names it ``[level] METHOD /path``:
 URLs are grouped by endpoint and by the level of the site the user belongs to.
 
+Citizens and enterprises come in two kinds: an app calling the JSON API, or a person in a browser
+on the hall's web pages (``browser_share`` of them, from loadtests/profiles.yaml). A browser user
+loads pages (named ``[level] PAGE ...``) and, as a browser does, the page's static assets the
+first time it sees them (``[level] ASSET ...``, then cached), so the report can tell page loads
+from API calls.
+
 Each simulated user belongs to one site, drawn by the level mix (the olive shape: least at
 province and village, most at county) and then uniformly among that level's sites, and talks to
 that site's hall only.
@@ -10,12 +16,15 @@ that site's hall only.
 from __future__ import annotations
 
 import random
+import re
+import secrets
 from collections import deque
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from locust import FastHttpUser, task
 
-from loadtests.config import RunConfig, load_config
+from loadtests.config import RunConfig, load_config, read_profiles
 
 _CONFIG: RunConfig | None = None
 
@@ -44,6 +53,27 @@ def remember_case(site: str, code: str) -> None:
 
 
 _CREDIT: dict[str, float] = {}
+_BROWSER: list[float] = []  # [share, credit]
+
+
+def next_is_browser() -> bool:
+    """Whether the next citizen or enterprise user of this process uses the web pages: a
+    running credit, so any number of users follows ``browser_share`` as closely as it can."""
+    if not _BROWSER:
+        share = read_profiles().get("browser_share", 0.0)
+        if not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise ValueError(f"profiles.yaml: browser_share: expected 0..1, got {share!r}")
+        _BROWSER[:] = [float(share), 0.0]
+    _BROWSER[1] += _BROWSER[0]
+    if _BROWSER[1] >= 1.0 - 1e-9:
+        _BROWSER[1] -= 1.0
+        return True
+    return False
+
+
+#: the pages' static assets, as a page refers to them: <link href> / <script src>
+_ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+_ROW_ITEM = re.compile(r'<tr><td><a href="/items/([^"/]+)">.*?</tr>')
 
 
 def next_level(cfg: RunConfig) -> str:
@@ -160,6 +190,25 @@ class Citizen(Persona):
         self.n_mine = f"{lv} GET /api/my/cases"
         self.n_supplement = f"{lv} POST /api/cases/{{code}}/supplement"
         self.n_rate = f"{lv} POST /api/cases/{{code}}/rating"
+        self.browser = next_is_browser()
+        self.cached: set[str] = set()  # static assets this browser has
+        self.online: list[str] = []  # items of the last catalog page that can be applied for
+        self.csrf = secrets.token_urlsafe(32)  # a browser's CSRF cookie (double submit)
+        self.n_page = {
+            k: f"{lv} PAGE {v}"
+            for k, v in {
+                "site": "GET /sites/{site}",
+                "guide": "GET /items/{item}",
+                "apply_form": "GET /items/{item}/apply",
+                "apply": "POST /items/{item}/apply",
+                "case": "GET /cases/{code}",
+                "mine": "GET /my/cases",
+                "login_form": "GET /login",
+                "login": "POST /login",
+                "supplement": "POST /cases/{code}/supplement",
+                "rate": "POST /cases/{code}/rating",
+            }.items()
+        }
 
     def on_start(self) -> None:
         """Take one of the accounts registered before the run (a returning user), or register
@@ -177,8 +226,128 @@ class Citizen(Persona):
         else:
             self.register()
 
+    # -- a person in a browser ----------------------------------------------------------------
+
+    def _cookies(self) -> dict[str, str]:
+        jar = f"__Host-hall_csrf={self.csrf}; hall_csrf={self.csrf}"
+        if self.token:
+            jar += f"; __Host-hall_session={self.token}; hall_session={self.token}"
+        return {"Cookie": jar}
+
+    def page(self, key: str, path: str, form: dict[str, Any] | None = None) -> str | None:
+        """One page load (GET, or a form POST answered with a redirect that is followed), then
+        the assets the page uses that this browser has not cached yet. The page's HTML, or None
+        when it failed."""
+        headers = self._cookies()
+        if form is None:
+            ctx = self.client.get(path, name=self.n_page[key], headers=headers, catch_response=True)
+        else:
+            ctx = self.client.post(
+                path,
+                data=urlencode({**form, "csrf": self.csrf}, doseq=True),
+                name=self.n_page[key],
+                headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+                catch_response=True,
+                allow_redirects=False,
+            )
+        with ctx as r:
+            if form is not None and r.status_code == 303:
+                location = r.headers.get("Location", "")
+                r.success()
+                return location
+            if r.status_code != 200 or "<html" not in (r.text or ""):
+                r.failure(f"status {r.status_code}")
+                return None
+            text: str = r.text
+        for url in _ASSET.findall(text):
+            if url not in self.cached:
+                self.asset(url)
+        return text
+
+    def asset(self, url: str) -> None:
+        name = f"[{self.level}] ASSET GET {url.split('?')[0]}"
+        with self.client.get(url, name=name, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"status {r.status_code}")
+                return
+        self.cached.add(url)
+
+    def page_site(self) -> None:
+        page = random.randrange(1, 3) if self.items else 1
+        text = self.page("site", f"/sites/{self.site}?page={page}")
+        if text:
+            rows = [(m.group(1), "可网上办理" in m.group(0)) for m in _ROW_ITEM.finditer(text)]
+            if rows:
+                self.items = [code for code, _ in rows]
+                self.online = [code for code, online in rows if online]
+
+    def page_guide(self) -> None:
+        if not self.items:
+            return self.page_site()
+        self.page("guide", f"/items/{random.choice(self.items)}")
+
+    def page_apply(self) -> None:
+        if not self.online:  # a person applies online only where the guide offers it
+            return self.page_site()
+        item = random.choice(self.online)
+        text = self.page("apply_form", f"/items/{item}/apply")
+        if not text:
+            return
+        if 'name="material"' not in text:
+            return  # an item handled at the window only: nothing to apply for online
+        boxes = re.findall(r'name="material" value="(\d+)"', text)
+        where = self.page(
+            "apply",
+            f"/items/{item}/apply",
+            {"material": boxes, "phone": "085112345678", "note": "网上申请"},
+        )
+        m = re.match(r"/cases/(\d{31})", where or "")
+        if m:
+            self.cases[m.group(1)] = "submitted"
+            remember_case(self.site, m.group(1))
+
+    def page_case(self) -> None:
+        if not self.cases:
+            return self.page_guide()
+        code = random.choice(list(self.cases))
+        text = self.page("case", f"/cases/{code}")
+        m = re.search(r'id="case-state">([^<]+)<', text or "")
+        if m:
+            self.cases[code] = _STATE_OF_LABEL.get(m.group(1), "unknown")
+
+    def page_mine(self) -> None:
+        text = self.page("mine", "/my/cases")
+        for code, label in re.findall(
+            r'href="/cases/(\d{31})">.*?class="state state-\w+">([^<]+)<', text or ""
+        ):
+            self.cases[code] = _STATE_OF_LABEL.get(label, "unknown")
+
+    def page_login(self) -> None:
+        if not self.account:
+            return self.register()
+        if self.page("login_form", "/login?next=/my/cases") is None:
+            return
+        self.page(
+            "login",
+            "/login",
+            {"login": self.account["login"], "password": self.account["password"], "next": "/"},
+        )  # the session cookie it sets is the token this user has: kept as it is
+
+    def page_supplement(self, code: str) -> None:
+        if self.page("supplement", f"/cases/{code}/supplement", {"note": "已补正材料"}):
+            self.cases[code] = "unknown"
+
+    def page_rate(self, code: str) -> None:
+        score = random.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0]
+        self.page("rate", f"/cases/{code}/rating", {"score": str(score)})
+        self.rated.add(code)
+
+    # -- the tasks (an app's API calls, or a browser's pages) ----------------------------------
+
     @task(1)
     def login(self) -> None:
+        if self.browser:
+            return self.page_login()
         if not self.account:
             return self.register()
         with self.client.post(
@@ -223,16 +392,22 @@ class Citizen(Persona):
 
     @task(4)
     def browse_catalog(self) -> None:
+        if self.browser:
+            return self.page_site()
         self.browse()
 
     @task(4)
     def guide(self) -> None:
+        if self.browser:
+            return self.page_guide()
         self.read_guide()
 
     @task(2)
     def apply(self) -> None:
         if self._need_token():
             return
+        if self.browser:
+            return self.page_apply()
         if not self.items:
             return self.browse()
         with self.client.post(
@@ -256,6 +431,8 @@ class Citizen(Persona):
     def progress(self) -> None:
         if self._need_token():
             return
+        if self.browser:
+            return self.page_case()
         if not self.cases:
             return self.read_guide()
         code = random.choice(list(self.cases))
@@ -275,6 +452,8 @@ class Citizen(Persona):
     def my_cases(self) -> None:
         if self._need_token():
             return
+        if self.browser:
+            return self.page_mine()
         with self.client.get(
             "/api/my/cases", name=self.n_mine, headers=self.auth(), catch_response=True
         ) as r:
@@ -292,6 +471,8 @@ class Citizen(Persona):
         if not waiting:
             return self.my_cases()
         code = random.choice(waiting)
+        if self.browser:
+            return self.page_supplement(code)
         with self.client.post(
             f"/api/cases/{code}/supplement",
             json={"note": "已补正材料"},
@@ -319,6 +500,8 @@ class Citizen(Persona):
         if not done:
             return self.my_cases()
         code = random.choice(done)
+        if self.browser:
+            return self.page_rate(code)
         with self.client.post(
             f"/api/cases/{code}/rating",
             json={"score": random.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0]},
@@ -459,6 +642,14 @@ class WindowClerk(Persona):
             return self._act("return", self.in_progress, None)
         self._act("approve", self.in_progress, None)
 
+
+_STATE_OF_LABEL = {
+    "待受理": "submitted",
+    "办理中": "in_progress",
+    "待补正": "needs_material",
+    "退回": "returned",
+    "办结": "completed",
+}
 
 PERSONA_CLASSES: dict[str, type[Persona]] = {
     "citizen": Citizen,

@@ -2,7 +2,8 @@
 
 - ``timeline.csv``: per time bucket and level, requests, failures, req/s, p50/p95/p99;
 - ``latency.png``, ``throughput.png``, ``errors.png``: those series per level over time;
-- ``report.html``: the gate's verdict and breaches, per-level and per-endpoint tables, the charts
+- ``report.html``: the gate's verdict and breaches, page loads against API calls, per-level and
+  per-endpoint tables, the charts
   and a link to locust's report (``locust.html``).
 """
 
@@ -152,6 +153,8 @@ def write_report(report_dir: Path, meta: dict[str, Any]) -> Path:
         for lv, f in gate["levels"].items()
     ]
     ep_rows = [{**e, "_bad": (e["level"], e["endpoint"]) in breached} for e in gate["endpoints"]]
+    kind_names = {"page": "page loads", "asset": "static assets", "api": "API calls"}
+    kind_rows = [{"kind": kind_names.get(k, k), **f} for k, f in gate.get("kinds", {}).items()]
     fig_cols = [
         ("requests", "requests"),
         ("failures", "failures"),
@@ -187,6 +190,10 @@ tr.bad td {{ background: #fdd; }}
 <h1>Load test of the online halls — {html.escape(str(meta.get("profile", "")))}</h1>
 {verdict}
 <table>{facts}</table>
+<h2>Page loads and API calls</h2>
+<p>Citizens in a browser load pages, and a page's static assets the first time they see them;
+apps and staff tools call the JSON API.</p>
+{_table(kind_rows, [("kind", "kind"), *fig_cols])}
 <h2>Per level</h2>
 {_table(level_rows, [("level", "level"), *fig_cols, ("limits", "limits")])}
 <h2>Over time</h2>

@@ -131,3 +131,24 @@ def test_stopped_hall_fails_on_the_error_ratio_not_a_hang(
     assert not result["ok"]
     assert result["requests"] > 0 and result["failures"] == result["requests"]
     assert any("error ratio 100.00% > 1.00%" in b for b in result["breaches"])
+
+
+def test_citizens_in_a_browser_load_pages_and_assets_counted_apart(
+    no_faults: LocalHall, tmp_path: Path
+) -> None:
+    result = run(
+        _opts(no_faults, tmp_path, users=12, duration="12s", think="0.2-0.5", sites_per_level=2)
+    )
+    assert result["ok"], result["breaches"]
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    kinds = gate["kinds"]
+    assert set(kinds) == {"page", "asset", "api"}
+    assert kinds["page"]["requests"] > 20 and kinds["page"]["failures"] == 0
+    assert kinds["api"]["requests"] > kinds["page"]["requests"] / 4  # apps and staff tools
+    # a browser fetches each asset once and then has it cached: far fewer than page loads
+    assert 0 < kinds["asset"]["requests"] < kinds["page"]["requests"]
+    endpoints = {e["endpoint"] for e in gate["endpoints"]}
+    assert {"PAGE GET /sites/{site}", "PAGE GET /items/{item}"} <= endpoints
+    assert "ASSET GET /static/hall.css" in endpoints
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Page loads and API calls" in page and "page loads" in page
