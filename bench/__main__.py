@@ -11,6 +11,7 @@ BENCHES = [
     "plan_guizhou",
     "lab_updown",
     "loadtest_hall",
+    "hall_pages",
     "loadtest_lab",
     "pulumi_preview",
     "hosts_apply",
