@@ -151,13 +151,19 @@ def plan_inventory(spec: Spec, addresses: AddressPlan, zones: dict[str, Zone]) -
     return hosts
 
 
+def ansible_group(role: str) -> str:
+    """The Ansible group of a role: group names take no dashes (``control-plane`` →
+    ``control_plane``)."""
+    return role.replace("-", "_")
+
+
 def ansible_inventory(spec: Spec, hosts: list[InvHost]) -> dict[str, Any]:
     """The inventory as Ansible's YAML inventory structure: one group per role."""
     groups: dict[str, dict[str, Any]] = {}
     for h in hosts:
         if h.zone == "intranet":
             continue  # never managed from the extranet side
-        group = groups.setdefault(h.role, {"hosts": {}})
+        group = groups.setdefault(ansible_group(h.role), {"hosts": {}})
         group["hosts"][h.name] = {
             "ansible_host": h.address,
             "govcloud_zone": h.zone,

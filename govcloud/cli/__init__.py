@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from govcloud.cli import apps as apps_cli
 from govcloud.cli import audit as audit_cli
+from govcloud.cli import cluster as cluster_cli
 from govcloud.cli import compliance as compliance_cli
 from govcloud.cli import hosts as hosts_cli
 from govcloud.cli import identity as identity_cli
@@ -41,6 +42,7 @@ app.add_typer(plan_cli.net_app, name="net")
 app.add_typer(plan_cli.dc_app, name="dc")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(k8s_cli.app, name="k8s")
+app.add_typer(cluster_cli.app, name="cluster")
 app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_command)
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")

@@ -17,6 +17,7 @@ from govcloud.spec.model import (
     DataCenter,
     Department,
     Hall,
+    HostRole,
     Level,
     Spec,
 )
@@ -29,6 +30,7 @@ def check(spec: Spec) -> list[Problem]:
     _check_datacenter(spec.datacenter, problems)
     _check_quotas(spec, problems)
     _check_network(spec, problems)
+    _check_cluster(spec, problems)
     _check_identity(spec, problems)
     _check_load(spec, problems)
     return problems
@@ -308,6 +310,73 @@ def _check_network(spec: Spec, out: list[Problem]) -> None:
             Problem(
                 "network.supernets.datacenter",
                 "expected the data-center supernet inside the extranet or apart from it",
+            )
+        )
+
+
+def _check_cluster(spec: Spec, out: list[Problem]) -> None:
+    """Pod and Service addresses: valid, apart from each other and from every government-network
+    block (a pod address that is also a hall's would be routed to the wrong place)."""
+    c = spec.cluster
+    nets: dict[str, ipaddress.IPv4Network] = {}
+    for name in ("pod_cidr", "service_cidr"):
+        value = getattr(c, name)
+        try:
+            nets[name] = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            out.append(
+                Problem(
+                    f"cluster.{name}",
+                    f'expected an IPv4 prefix such as "100.64.0.0/16", got "{value}" ({exc})',
+                )
+            )
+    if "pod_cidr" in nets and nets["pod_cidr"].prefixlen > c.node_pod_prefix:
+        out.append(
+            Problem(
+                "cluster.node_pod_prefix",
+                f"each node's pod subnet (/{c.node_pod_prefix}) must fit in cluster.pod_cidr "
+                f"({nets['pod_cidr']})",
+            )
+        )
+    if "service_cidr" in nets and nets["service_cidr"].prefixlen < 12:
+        out.append(
+            Problem("cluster.service_cidr", "expected a /12 or smaller (the API server's limit)")
+        )
+    if len(nets) == 2 and nets["pod_cidr"].overlaps(nets["service_cidr"]):
+        out.append(Problem("cluster.service_cidr", "must not overlap cluster.pod_cidr"))
+    for name, net in nets.items():
+        for block in ("extranet", "intranet", "datacenter"):
+            value = getattr(spec.network.supernets, block)
+            try:
+                other = ipaddress.IPv4Network(value)
+            except ValueError:
+                continue  # reported by the network checks
+            if net.overlaps(other):
+                out.append(
+                    Problem(
+                        f"cluster.{name}",
+                        f"{net} overlaps the {block} supernet ({other}): pod and Service "
+                        "addresses must lie outside every government-network block",
+                    )
+                )
+    nodes = sum(1 for h in spec.datacenter.hosts if h.role is HostRole.COMPUTE)
+    planes = sum(1 for h in spec.datacenter.hosts if h.role is HostRole.CONTROL_PLANE)
+    if "pod_cidr" in nets and nets["pod_cidr"].prefixlen <= c.node_pod_prefix:
+        room = 2 ** (c.node_pod_prefix - nets["pod_cidr"].prefixlen)
+        if nodes > room:
+            out.append(
+                Problem(
+                    "cluster.pod_cidr",
+                    f"{nets['pod_cidr']} holds {room} node subnets of /{c.node_pod_prefix}, "
+                    f"fewer than the {nodes} compute hosts",
+                )
+            )
+    if planes > 1:
+        out.append(
+            Problem(
+                "datacenter.hosts",
+                f"expected at most one control-plane host, got {planes} (one etcd member "
+                "and API server per cloud for now)",
             )
         )
 

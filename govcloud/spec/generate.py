@@ -316,6 +316,8 @@ def lab() -> dict[str, Any]:
         {"name": "loghost", "role": "log", "rack": "R02", "kw": 0.6},
         {"name": "compute-1", "role": "compute", "rack": "R03", "kw": 0.8},
         {"name": "compute-2", "role": "compute", "rack": "R04", "kw": 0.8},
+        {"name": "k8s-cp", "role": "control-plane", "rack": "R01", "kw": 0.5},
+        {"name": "registry", "role": "registry", "rack": "R02", "kw": 0.4},
         {"name": "hall-1", "role": "hall", "rack": "R03", "kw": 0.5},
         {"name": "hall-2", "role": "hall", "rack": "R04", "kw": 0.5},
         {"name": "shared-1", "role": "shared", "rack": "R02", "kw": 0.4},
@@ -421,6 +423,8 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
         {"name": "bastion-2", "role": "bastion", "rack": "R02", "kw": 0.4},
         *({"name": f"bao-{i}", "role": "identity", "rack": f"R0{i}", "kw": 0.5} for i in (1, 2, 3)),
         {"name": "loghost-1", "role": "log", "rack": "R04", "kw": 0.8},
+        {"name": "k8s-cp-1", "role": "control-plane", "rack": "R01", "kw": 0.6},
+        {"name": "registry-1", "role": "registry", "rack": "R02", "kw": 0.6},
         *(
             {"name": f"compute-{i + 1}", "role": "compute", "rack": f"R{5 + i % 12:02d}", "kw": 0.9}
             for i in range(32)

@@ -296,6 +296,8 @@ class HostRole(StrEnum):
     LOG = "log"
     ROUTER = "router"
     SHARED = "shared"  # shared services of the public zone (exchange, e-licence, ...)
+    CONTROL_PLANE = "control-plane"  # the tenant cloud's Kubernetes control plane
+    REGISTRY = "registry"  # the cloud's OCI image registry
 
 
 class Host(_Model):
@@ -417,6 +419,19 @@ class Load(_Model):
 # ---------------------------------------------------------------------------------------------
 
 
+class Cluster(_Model):
+    """The tenant cloud's Kubernetes network: pods and Services take addresses outside every
+    government-network block (checked against the supernets), one pod subnet per node."""
+
+    pod_cidr: StrictStr = "100.64.0.0/16"
+    node_pod_prefix: int = Field(default=24, ge=16, le=28)  # each node's share of pod_cidr
+    service_cidr: StrictStr = "100.96.0.0/16"
+    dns_domain: StrictStr = "cluster.local"
+    registry_name: StrictStr = "registry.govcloud.local"
+    # how long a node may be unreachable before its pods are recreated elsewhere
+    eviction_seconds: int = Field(default=30, ge=5, le=600)
+
+
 class Spec(_Model):
     version: Literal[1] = 1
     name: Slug
@@ -426,6 +441,7 @@ class Spec(_Model):
     network: Network = Field(default_factory=Network)
     identity: Identity
     load: Load = Field(default_factory=Load)
+    cluster: Cluster = Field(default_factory=Cluster)
 
     # -- convenience walks -------------------------------------------------------------------
 

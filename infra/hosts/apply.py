@@ -50,7 +50,7 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
     )
     for group, members in groups.items():
         for name, hostvars in members["hosts"].items():
-            ruleset = name if group == "router" else f"role-{group}"
+            ruleset = name if group == "router" else f"role-{hostvars['govcloud_role']}"
             path = plan_dir / "nftables" / f"{ruleset}.nft"
             if path.is_file():
                 hostvars["firewall_ruleset_file"] = str(path)

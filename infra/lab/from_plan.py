@@ -10,6 +10,7 @@ The intranet gets its own bridge and host and no link to anything else.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from infra.lab.topology import Bridge, Interface, LabHost, Route, Topology
 from infra.network.addressing import Site, cidr
 from infra.plan import Plan, make_plan
 
+TEMPLATE_OF_ROLE = {"hall": "hall", "compute": "node"}  # the compute hosts are Kubernetes nodes
 PROBE_INDEX = 200  # probes take .200 of a segment, apart from the planned hosts (.10 up)
 OPERATOR_INDEX = 254  # the machine's own address on the management segment
 
@@ -61,6 +63,14 @@ def lab_topology(plan: Plan) -> Topology:
         if zone.network == "extranet" and zone.kind != "sites":
             operator = _at(zone.prefixes[0], OPERATOR_INDEX) if zone.name == "management" else None
             bridge(zone.name, zone.prefixes[0], zone.name, operator)
+    # the machine is the operators' workstation in the management zone: it reaches the other
+    # data-center segments (the cluster's API server, the registry) through the core router
+    mgmt = bridges.get("management")
+    if mgmt is not None:
+        via = _plain(_at(mgmt.cidr, 1))
+        bridges["management"] = dataclasses.replace(
+            mgmt, host_routes=(Route(spec.network.supernets.datacenter, via),)
+        )
 
     province = plan.addresses.roots[0]
     cities = {c.code: c for c in province.children}
@@ -77,7 +87,7 @@ def lab_topology(plan: Plan) -> Topology:
                 h.role,
                 tuple(Interface(n.segment, n.address) for n in h.nics),
                 gateway=h.gateway,
-                template="hall" if h.role == "hall" else "base",
+                template=TEMPLATE_OF_ROLE.get(h.role, "base"),
                 ruleset=rulesets.get(f"role-{h.role}"),
             )
         )

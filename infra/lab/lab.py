@@ -41,7 +41,7 @@ from infra.lab.state import (
     this_project,
 )
 from infra.lab.template import ensure_image, image_ready, is_image
-from infra.lab.topology import LabHost, Topology
+from infra.lab.topology import Bridge, LabHost, Topology
 
 Progress = Callable[[str], None]
 LOADER = (
@@ -434,6 +434,7 @@ def _ensure_bridge(lab: Lab, topo: Topology, name: str) -> Change:
         lx.add_bridge(ifname, owner_mark(topo.name))
         if b.host_address:
             lx.add_address(ifname, b.host_address)
+        _ensure_host_routes(b, ifname)
         return Change("bridge", ifname, "created", b.cidr)
     fixes = []
     if not link.up:
@@ -446,7 +447,17 @@ def _ensure_bridge(lab: Lab, topo: Topology, name: str) -> Change:
     for missing in want - set(link.addresses):
         lx.add_address(ifname, missing)
         fixes.append(f"added {missing}")
+    fixes += _ensure_host_routes(b, ifname)
     return Change("bridge", ifname, "changed" if fixes else "unchanged", ", ".join(fixes))
+
+
+def _ensure_host_routes(b: Bridge, ifname: str) -> list[str]:
+    fixes = []
+    for r in b.host_routes:
+        if lx.route_via(r.dst, ifname) != r.via:
+            lx.replace_route(r.dst, r.via, ifname)
+            fixes.append(f"route {r.dst} via {r.via}")
+    return fixes
 
 
 def _ensure_host_table(lab: Lab, topo: Topology, state: LabState) -> Change:

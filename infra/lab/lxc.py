@@ -271,6 +271,17 @@ def del_address(dev: str, address: str) -> None:
     run(["ip", "addr", "del", address, "dev", dev], check=False)
 
 
+def route_via(dst: str, dev: str) -> str | None:
+    """The next hop of the machine's route to ``dst`` through ``dev``, None if it has none."""
+    proc = run(["ip", "-o", "route", "show", "exact", dst, "dev", dev], check=False)
+    words = proc.stdout.split()
+    return words[words.index("via") + 1] if "via" in words else None
+
+
+def replace_route(dst: str, via: str, dev: str) -> None:
+    run(["ip", "route", "replace", dst, "via", via, "dev", dev])
+
+
 @contextlib.contextmanager
 def locked(path: Path, what: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (two lab runs never build or change the same thing at

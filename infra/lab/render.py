@@ -19,7 +19,21 @@ PROFILES: dict[str, tuple[str, ...]] = {
     # LabHost.template -> services enabled on top of the one cached image
     "base": (),
     "hall": ("postgresql.service",),
+    "node": (),  # a Kubernetes worker node: the same image, with NODE_LXC_SETTINGS
 }
+# A Kubernetes worker node runs containers of its own, so its LXC container is privileged and
+# sees the machine's cgroup hierarchies as they are (kubelet needs `cpu` and `cpuacct` mounted
+# apart, as the machine has them: `:force` mounts them even though the container keeps
+# CAP_SYS_ADMIN), every device, no dropped capability, and /dev/kmsg (kubelet's OOM watcher).
+# Only hosts of the "node" template get these.
+NODE_LXC_SETTINGS = (
+    "lxc.mount.auto =",
+    "lxc.mount.auto = proc:rw sys:rw cgroup:rw:force",
+    "lxc.apparmor.profile = unconfined",
+    "lxc.cap.drop =",
+    "lxc.cgroup.devices.allow = a",
+    "lxc.mount.entry = /dev/kmsg dev/kmsg none bind,optional,create=file 0 0",
+)
 MARK = "govcloud-lab"  # every object the lab creates carries "govcloud-lab:<topology name>"
 BEGIN = "# >>> govcloud-lab managed: do not edit below this line"
 END = "# <<< govcloud-lab managed"
@@ -222,7 +236,9 @@ def lxc_config_block(topo: Topology, host: LabHost) -> str:
         ]
         if n == gw_iface:
             lines.append(f"lxc.net.{n}.ipv4.gateway = {host.gateway}")
-    lines.append(f"lxc.sysctl.net.ipv4.ip_forward = {1 if host.forwarding else 0}")
+    lines.append(f"lxc.sysctl.net.ipv4.ip_forward = {1 if forwards(host) else 0}")
+    if host.template == "node":
+        lines += NODE_LXC_SETTINGS
     lines.append("lxc.start.auto = 0")
     lines.append(END)
     return "\n".join(lines) + "\n"
@@ -283,8 +299,13 @@ def hosts_file(host: LabHost) -> str:
     )
 
 
+def forwards(host: LabHost) -> bool:
+    """Routers forward between their segments; a Kubernetes node routes its pods' traffic."""
+    return host.forwarding or host.template == "node"
+
+
 def sysctl_file(host: LabHost) -> str:
-    return f"# written by govcloud lab\nnet.ipv4.ip_forward = {1 if host.forwarding else 0}\n"
+    return f"# written by govcloud lab\nnet.ipv4.ip_forward = {1 if forwards(host) else 0}\n"
 
 
 def host_nft_table(topo: Topology) -> str:

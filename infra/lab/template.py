@@ -45,6 +45,12 @@ PACKAGES: tuple[str, ...] = (
     "nginx",
     "libpam-pwquality",  # password complexity (the baseline role configures it)
     "logrotate",
+    # Kubernetes worker nodes (the compute hosts): Debian's runc under containerd, and the
+    # iptables-nft and ipset tools kube-router's policy controller drives
+    "runc",
+    "iptables",
+    "ipset",
+    "conntrack",
 )
 
 # Installed but not started by default: postgresql and nginx (hall hosts enable them); auditd (the

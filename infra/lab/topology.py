@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class Route:
+    dst: str  # a prefix
+    via: str  # a next hop on one of the host's segments
+
+
+@dataclass(frozen=True)
 class Bridge:
     """One network segment: a Linux bridge on the machine, with no address of its own unless
     ``host_address`` is set (the machine's own foothold, e.g. on the operator segment)."""
@@ -19,18 +25,15 @@ class Bridge:
     cidr: str  # the segment's prefix, e.g. "10.255.1.0/24"
     zone: str  # the zone it belongs to (management, public, dept-gat, site-5201...)
     host_address: str | None = None  # "10.255.1.254/24" gives the machine an address on it
+    # the machine's routes through this segment (its operators reach the data center's other
+    # segments through the zone router, as any management-zone workstation does)
+    host_routes: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True)
 class Interface:
     bridge: str
     address: str  # with prefix length, e.g. "10.255.1.10/24"
-
-
-@dataclass(frozen=True)
-class Route:
-    dst: str  # a prefix
-    via: str  # a next hop on one of the host's segments
 
 
 @dataclass(frozen=True)

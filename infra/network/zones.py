@@ -60,6 +60,8 @@ ROLE_ZONE: dict[HostRole, str] = {
     HostRole.HALL: "internet-access",
     HostRole.SHARED: "public",
     HostRole.COMPUTE: "dc-compute",
+    HostRole.CONTROL_PLANE: "dc-compute",
+    HostRole.REGISTRY: "dc-storage",
     HostRole.STORAGE: "dc-storage",
 }
 

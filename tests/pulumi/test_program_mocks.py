@@ -38,10 +38,10 @@ def test_lab_graph_counts_per_type(lab_graph: list[dict[str, Any]]) -> None:
     assert kinds["govcloud:index:GovNetwork"] == 1
     assert kinds["govcloud:index:DataCenter"] == 1
     names = {_name(r) for r in lab_graph}
-    # 1 province + 2 cities + 4 counties; 3 routers + 8 host roles; 15 hosts; the lab fabric
+    # 1 province + 2 cities + 4 counties; 3 routers + 10 host roles; 17 hosts; the lab fabric
     assert sum(n.startswith("block-") for n in names) == 7
     assert {"ruleset-core", "ruleset-city-5201", "ruleset-role-hall"} <= names
-    assert sum(n.startswith("host-") for n in names) == 15
+    assert sum(n.startswith("host-") for n in names) == 17
     assert {"fabric", "site"} <= names
 
 

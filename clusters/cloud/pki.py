@@ -1,0 +1,174 @@
+"""The cluster's certificates and keys, made on the controller from the cluster's CA.
+
+Every identity the cluster knows is a certificate issued here: etcd, the API server (serving,
+and as a client of etcd and of the kubelets), the controller manager and scheduler, each node
+(``system:node:<name>`` in ``system:nodes``, and its kubelet's serving certificate), kube-proxy,
+the policy agent, the registry and the platform administrator. Plus the service-account signing
+key and the key that encrypts Secrets at rest. All live in ``state/cluster/pki`` (0600 keys);
+the roles copy each host only what it needs. Re-running issues only what is missing, stale or
+no longer matches the plan (a node's new address, a renamed registry).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import yaml
+
+from clusters.cloud.plan import ClusterPlan
+from govcloud.paths import state_dir
+from govcloud.toolchain import pki
+
+ADMIN_USER = "govcloud-admin"
+KUBE_ROUTER_USER = "govcloud:kube-router"  # bound to its ClusterRole by the add-ons
+APISERVER_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+)
+
+
+def cluster_dir() -> Path:
+    return state_dir() / "cluster"
+
+
+def pki_dir() -> Path:
+    return cluster_dir() / "pki"
+
+
+def cert_requests(plan: ClusterPlan) -> list[pki.CertRequest]:
+    cp = (plan.api_address, "127.0.0.1")
+    reqs = [
+        pki.CertRequest(
+            "etcd-server",
+            "etcd",
+            dns_names=(plan.api_host, "localhost"),
+            ip_addresses=cp,
+            server=True,
+            client=True,
+        ),
+        pki.CertRequest("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True),
+        pki.CertRequest(
+            "apiserver",
+            "kube-apiserver",
+            dns_names=(
+                plan.api_host,
+                "localhost",
+                *APISERVER_NAMES,
+                f"kubernetes.default.svc.{plan.dns_domain}",
+            ),
+            ip_addresses=(*cp, plan.api_service_ip),
+            server=True,
+        ),
+        # the API server calling kubelets (logs, exec): allowed by the kubelets' webhook authz
+        pki.CertRequest(
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            client=True,
+        ),
+        pki.CertRequest("controller-manager", "system:kube-controller-manager", client=True),
+        pki.CertRequest("scheduler", "system:kube-scheduler", client=True),
+        pki.CertRequest("kube-proxy", "system:kube-proxy", client=True),
+        pki.CertRequest("kube-router", KUBE_ROUTER_USER, client=True),
+        pki.CertRequest("admin", ADMIN_USER, organizations=("system:masters",), client=True),
+        pki.CertRequest(
+            "registry",
+            plan.registry_name,
+            dns_names=(plan.registry_name, plan.registry_host),
+            ip_addresses=(plan.registry_address,),
+            server=True,
+        ),
+    ]
+    for n in plan.nodes:
+        reqs.append(
+            pki.CertRequest(
+                f"node-{n.name}",
+                f"system:node:{n.name}",
+                organizations=("system:nodes",),
+                client=True,
+            )
+        )
+        reqs.append(
+            pki.CertRequest(
+                f"kubelet-{n.name}",
+                n.name,
+                dns_names=(n.name,),
+                ip_addresses=(n.address,),
+                server=True,
+            )
+        )
+    return reqs
+
+
+def encryption_config(key: bytes) -> str:
+    """The API server's EncryptionConfiguration: Secrets are stored encrypted with
+    ``secretbox`` (XSalsa20-Poly1305, a fresh nonce per write); ``identity`` only reads what
+    was written before encryption was on."""
+    doc = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "EncryptionConfiguration",
+        "resources": [
+            {
+                "resources": ["secrets"],
+                "providers": [
+                    {
+                        "secretbox": {
+                            "keys": [{"name": "key1", "secret": base64.b64encode(key).decode()}]
+                        }
+                    },
+                    {"identity": {}},
+                ],
+            }
+        ],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def ensure(plan: ClusterPlan, directory: Path | None = None) -> Path:
+    """Every certificate and key of ``plan`` in ``directory`` (default ``pki_dir()``)."""
+    directory = directory or pki_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    ca_key, ca_cert = pki.ensure_ca(directory, f"govcloud-{plan.name}-cluster-ca")
+    for req in cert_requests(plan):
+        pki.ensure_cert(directory, ca_key, ca_cert, req)
+    pki.ensure_signing_key(directory, "service-account")
+    enc = directory / "encryption-config.yaml"
+    if not enc.exists():
+        pki.write_private(enc, encryption_config(os.urandom(32)).encode())
+    return directory
+
+
+def admin_kubeconfig(plan: ClusterPlan, directory: Path | None = None) -> Path:
+    """The platform administrator's kubeconfig on the controller (``state/cluster/``)."""
+    directory = directory or pki_dir()
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": plan.name,
+                "cluster": {
+                    "server": plan.server,
+                    "certificate-authority": str(directory / "ca.crt"),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": ADMIN_USER,
+                "user": {
+                    "client-certificate": str(directory / "admin.crt"),
+                    "client-key": str(directory / "admin.key"),
+                },
+            }
+        ],
+        "contexts": [{"name": plan.name, "context": {"cluster": plan.name, "user": ADMIN_USER}}],
+        "current-context": plan.name,
+    }
+    path = directory.parent / "admin.kubeconfig"
+    pki.write_private(path, yaml.safe_dump(doc, sort_keys=False).encode())
+    return path
