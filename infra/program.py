@@ -8,7 +8,15 @@ from typing import Any
 import pulumi
 
 from govcloud.spec import load_spec
-from infra.components.cloud import Bastion, DataCenter, DataCenterArgs, Halls, Identity, PlayArgs
+from infra.components.cloud import (
+    Bastion,
+    Cluster,
+    DataCenter,
+    DataCenterArgs,
+    Halls,
+    Identity,
+    PlayArgs,
+)
 from infra.components.network import GovNetwork, GovNetworkArgs
 from infra.components.tenants import TenantCloud, TenantCloudArgs
 from infra.plan import make_plan
@@ -31,16 +39,29 @@ def build(settings: Settings) -> dict[str, Any]:
         "bastion": bastion,
         "halls": halls,
     }
-    if settings.kubeconfig is not None:
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    tenants_after: list[pulumi.Resource] = []
+    if settings.target == "lab" and any(h.role == "control-plane" for h in plan.hosts):
+        cluster = Cluster("cluster", PlayArgs(plan, settings, [dc.site]))
+        components["cluster"] = cluster
+        pulumi.export("api_server", cluster.server)
+        if kubeconfig is None:  # the tenants join the lab's own cluster
+            from clusters.cloud.pki import cluster_dir
+
+            kubeconfig = str(cluster_dir() / "admin.kubeconfig")
+            tenants_after = [cluster.deployment]
+    if kubeconfig is not None:
         components["tenants"] = TenantCloud(
-            "tenants", TenantCloudArgs(plan.spec, str(settings.kubeconfig))
+            "tenants",
+            TenantCloudArgs(plan.spec, kubeconfig),
+            pulumi.ResourceOptions(depends_on=tenants_after),
         )
     pulumi.export("spec", plan.spec.name)
     pulumi.export("bastion", bastion.address)
     pulumi.export("openbao", identity.address)
     pulumi.export("hall_urls", halls.urls)
     pulumi.export("hosts", dc.hosts)
-    pulumi.export("kubeconfig", str(settings.kubeconfig) if settings.kubeconfig else "")
+    pulumi.export("kubeconfig", kubeconfig or "")
     return components
 
 

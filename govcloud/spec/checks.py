@@ -371,6 +371,14 @@ def _check_cluster(spec: Spec, out: list[Problem]) -> None:
                     f"fewer than the {nodes} compute hosts",
                 )
             )
+    if planes and not any(h.role is HostRole.REGISTRY for h in spec.datacenter.hosts):
+        out.append(
+            Problem(
+                "datacenter.hosts",
+                "a cloud with a control-plane host needs a registry host (role: registry) "
+                "for its nodes to pull images from",
+            )
+        )
     if planes > 1:
         out.append(
             Problem(

@@ -187,3 +187,53 @@ class Halls(pulumi.ComponentResource):
             [f"http://{h.address}/" for h in args.plan.hosts if h.role == "hall"]
         )
         self.register_outputs({"urls": self.urls})
+
+
+def cluster_inputs(plan: Plan) -> str:
+    """What the cluster deployment depends on: its playbook and roles, the inventory, the
+    cluster plan, and the stamps of the tools it installs (a rebuilt kubelet is a new input)."""
+    from clusters.cloud.apply import NODE_TOOLS
+    from clusters.cloud.plan import make_cluster_plan
+    from govcloud.toolchain.tools import bin_dir
+
+    cp = make_cluster_plan(plan.spec, plan.hosts)
+    stamps = bin_dir() / ".stamps"
+    return digest(
+        [
+            playbook_digest("cluster.yml"),
+            ansible_inventory(plan.spec, plan.hosts),
+            cp.as_dict() if cp else None,
+            [(t, (stamps / t).read_text() if (stamps / t).is_file() else None) for t in NODE_TOOLS],
+        ]
+    )
+
+
+class Cluster(pulumi.ComponentResource):
+    """The cloud's Kubernetes cluster: registry, control plane, worker nodes, DNS and the
+    NetworkPolicy agent (one procedure: ``ClusterDeployment``). Exposes the platform
+    administrator's kubeconfig and the API server's address."""
+
+    kubeconfig: pulumi.Output[str]
+    server: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:Cluster", name, None, opts)
+        from clusters.cloud.pki import cluster_dir
+        from clusters.cloud.plan import make_cluster_plan
+        from infra.providers.cluster import ClusterDeployment
+
+        s: Settings = args.settings
+        cp = make_cluster_plan(args.plan.spec, args.plan.hosts)
+        self.deployment = ClusterDeployment(
+            "cluster",
+            spec=str(s.spec),
+            inputs=cluster_inputs(args.plan),
+            user=s.admin_user,
+            identity_file=str(s.identity_file) if s.identity_file else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
+        )
+        self.kubeconfig = pulumi.Output.from_input(str(cluster_dir() / "admin.kubeconfig"))
+        self.server = pulumi.Output.from_input(cp.server if cp else "")
+        self.register_outputs({"kubeconfig": self.kubeconfig, "server": self.server})

@@ -101,7 +101,7 @@ def test_more_service_items_rerun_the_hall_play_only(tmp_path: Path) -> None:
     raw["departments"][0]["items"]["administrative"] += 40  # more guides in the hall catalog
     spec.write_text(dump(raw), encoding="utf-8")
     after = _play_inputs(run_program(Settings(spec, "lab")))
-    assert set(before) == set(after) == {"site", "identity", "halls"}
+    assert set(before) == set(after) == {"site", "identity", "cluster", "halls"}
     assert sorted(n for n in after if before[n] != after[n]) == ["halls"]
 
 
@@ -109,6 +109,7 @@ def test_a_spec_moved_elsewhere_unchanged_reruns_nothing(tmp_path: Path) -> None
     """The plays and the identity deployment are diffed on what the spec holds (their inputs'
     digest), not on the path it was read from."""
     from infra.providers.ansible import AnsiblePlayProvider
+    from infra.providers.cluster import ClusterDeploymentProvider
     from infra.providers.identity import IdentityDeploymentProvider
 
     first, second = tmp_path / "a" / "lab.yaml", tmp_path / "b" / "lab.yaml"
@@ -118,7 +119,8 @@ def test_a_spec_moved_elsewhere_unchanged_reruns_nothing(tmp_path: Path) -> None
     before = {_name(r): r["inputs"] for r in run_program(Settings(first, "lab"))}
     after = {_name(r): r["inputs"] for r in run_program(Settings(second, "lab"))}
     providers = {"site": AnsiblePlayProvider(), "halls": AnsiblePlayProvider(),
-                 "identity": IdentityDeploymentProvider()}  # fmt: skip
+                 "identity": IdentityDeploymentProvider(),
+                 "cluster": ClusterDeploymentProvider()}  # fmt: skip
     for name, provider in providers.items():
         assert before[name]["spec"] != after[name]["spec"]
         assert provider.diff_(before[name], after[name]) == [], name
