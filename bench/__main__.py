@@ -8,6 +8,7 @@ import sys
 
 BENCHES = [
     "spec_validate",
+    "yaml_limits",
     "plan_guizhou",
     "lab_updown",
     "loadtest_hall",

@@ -15,8 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 CONFIG_ENV = "GOVCLOUD_LOADTEST_CONFIG"
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 LEVELS = ("province", "city", "county", "township", "village")
@@ -110,9 +108,12 @@ def parse_duration(text: str) -> float:
 
 
 def read_profiles(path: Path = PROFILES_FILE) -> dict[str, Any]:
-    """The profiles file, checked: every point a [t, load] pair with t rising from 0 to 1."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+    """The profiles file, checked: every point a [t, load] pair with t rising from 0 to 1.
+    Read with govcloud's limits on size, nodes and nesting (an :class:`InputError` past them)."""
+    from govcloud.errors import InputError
+    from govcloud.yamlsafe import load_yaml
+
+    data = load_yaml(path, error=lambda ps: InputError(ps, title="invalid load profiles"))
     if not isinstance(data, dict) or not isinstance(data.get("profiles"), dict):
         raise ValueError(f"{path}: expected a mapping with profiles:")
     for name, prof in data["profiles"].items():

@@ -32,7 +32,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from clusters.tenants.plan import Quota, TenantPlan
@@ -40,6 +39,7 @@ from govcloud.errors import InputError, Problem
 from govcloud.naming import kv_mount, tenant_namespace
 from govcloud.spec.load import _message, format_loc
 from govcloud.spec.model import SLUG_PATTERN, Level, Spec
+from govcloud.yamlsafe import load_yaml
 
 T = TypeVar("T")
 
@@ -139,12 +139,7 @@ def parse_app(data: Any, source: str | None = None) -> AppSpec:
 
 
 def load_app(path: Path) -> AppSpec:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path} is not valid YAML: {exc}") from exc
+    data = load_yaml(path, error=lambda problems: InputError(problems, title="invalid app spec"))
     return parse_app(data, str(path))
 
 

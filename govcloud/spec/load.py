@@ -9,17 +9,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from govcloud.errors import InputError, Problem, SpecError
 from govcloud.spec.checks import check
 from govcloud.spec.model import SLUG_PATTERN, Spec
-
-try:  # libyaml is an order of magnitude faster on province-scale specs
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - the PyPI wheels ship libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from govcloud.yamlsafe import load_yaml
 
 SPEC_ENV = "GOVCLOUD_SPEC"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,20 +28,7 @@ def default_spec_path() -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError([Problem("", f"expected UTF-8 text ({exc.reason})", str(path))]) from None
-    except OSError as exc:
-        raise SpecError([Problem("", f"cannot read: {exc.strerror}", str(path))]) from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError([Problem("", f"malformed YAML: {where}{exc.problem}", str(path))]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([Problem("", f"malformed YAML: {exc}", str(path))]) from None
+    data = load_yaml(path, error=SpecError)
     if data is None:
         raise SpecError(
             [
