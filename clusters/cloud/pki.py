@@ -172,3 +172,18 @@ def admin_kubeconfig(plan: ClusterPlan, directory: Path | None = None) -> Path:
     path = directory.parent / "admin.kubeconfig"
     pki.write_private(path, yaml.safe_dump(doc, sort_keys=False).encode())
     return path
+
+
+def department_kubeconfig(plan: ClusterPlan, code: str, role: str = "developer") -> Path:
+    """A member of department ``code`` in ``role`` on the cluster: a client certificate whose
+    O is the department's group (the one OpenBao holds and the tenant's RoleBindings name)."""
+    from clusters.tenants.credentials import kubeconfig_for
+
+    return kubeconfig_for(
+        pki_dir(),
+        plan.server,
+        cluster_dir() / "departments",
+        code,
+        role,
+        hint="run govcloud cluster apply first",
+    )

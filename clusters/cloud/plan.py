@@ -64,7 +64,9 @@ class ClusterPlan:
 
     @property
     def registry(self) -> str:
-        """Where images are pulled from and pushed to: ``name:port``."""
+        """How images are named: the registry's name (``name:port`` off the HTTPS port)."""
+        if self.registry_port == 443:
+            return self.registry_name
         return f"{self.registry_name}:{self.registry_port}"
 
     def node(self, name: str) -> Node:

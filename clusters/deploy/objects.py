@@ -138,6 +138,16 @@ def deployment(app: AppSpec) -> k.V1Deployment:
                         fs_group=RUN_AS_USER,
                         seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault"),
                     ),
+                    # replicas spread over the nodes where they can be (soft: a one-node
+                    # cloud still runs them all)
+                    topology_spread_constraints=[
+                        k.V1TopologySpreadConstraint(
+                            max_skew=1,
+                            topology_key="kubernetes.io/hostname",
+                            when_unsatisfiable="ScheduleAnyway",
+                            label_selector=k.V1LabelSelector(match_labels=selector),
+                        )
+                    ],
                     containers=[container],
                     volumes=[
                         k.V1Volume(

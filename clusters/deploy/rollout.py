@@ -278,6 +278,32 @@ def wait_rollout(k: Kube, namespace: str, name: str, timeout: float = 120.0) -> 
 # --- status and rollback ---------------------------------------------------------------------
 
 
+def _pod_row(p: dict[str, Any]) -> dict[str, Any]:
+    """One pod as status shows it: where it runs, whether it is ready and, if not, why (the
+    Ready condition's reason, or the container's waiting reason such as ErrImagePull)."""
+    st = p.get("status") or {}
+    ready: dict[str, Any] = next(
+        (c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    waiting = [
+        cs["state"]["waiting"].get("reason", "")
+        for cs in st.get("containerStatuses") or []
+        if (cs.get("state") or {}).get("waiting")
+    ]
+    not_ready = [cs["name"] for cs in st.get("containerStatuses") or [] if not cs.get("ready")]
+    reason = ", ".join(waiting) or (
+        f"container {', '.join(not_ready)} not ready (readiness probe)" if not_ready else ""
+    )
+    return {
+        "name": p["metadata"]["name"],
+        "phase": st.get("phase"),
+        "node": (p.get("spec") or {}).get("nodeName"),
+        "ip": st.get("podIP"),
+        "ready": ready.get("status") == "True",
+        "reason": reason or ready.get("reason") or "",
+    }
+
+
 def status(k: Kube, namespace: str, name: str) -> dict[str, Any]:
     try:
         dep = k.get(DEPLOYMENT, name, namespace)
@@ -306,14 +332,7 @@ def status(k: Kube, namespace: str, name: str) -> dict[str, Any]:
             }
             for r in rss
         ],
-        "pods": [
-            {
-                "name": p["metadata"]["name"],
-                "phase": (p.get("status") or {}).get("phase"),
-                "node": (p.get("spec") or {}).get("nodeName"),
-            }
-            for p in pods
-        ],
+        "pods": [_pod_row(p) for p in pods],
     }
     for kind in OPTIONAL_KINDS:
         obj = k.get(kind, name, namespace)

@@ -142,3 +142,30 @@ def split_reference(image: str, registry_name: str) -> tuple[str, str] | None:
     if not repo:
         return rest, "latest"
     return repo, tag
+
+
+def require_image(image: str, spec: Any) -> None:
+    """Refuse (exit 2, nothing sent) an image of the cloud's registry that the registry does
+    not hold: a typo in a tag would otherwise leave pods waiting to pull forever. Images of
+    other registries and clouds without a planned registry are not checked here."""
+    from clusters.cloud.pki import pki_dir
+    from clusters.cloud.plan import make_cluster_plan
+    from infra.plan import make_plan
+
+    cp = make_cluster_plan(spec, make_plan(spec).hosts)
+    ca = pki_dir() / "ca.crt"
+    if cp is None or not ca.is_file():
+        return
+    ref = split_reference(image, cp.registry)
+    if ref is None:
+        return
+    reg = Registry(f"https://{cp.registry_address}:{cp.registry_port}", cp.registry, ca)
+    try:
+        found = reg.manifest(*ref)
+    except OperationError:
+        return  # the registry cannot be asked from here: the nodes will say
+    if found is None:
+        raise InputError(
+            f"image: {image} is not in the registry {cp.registry} (push it first: "
+            f"govcloud images push)"
+        )

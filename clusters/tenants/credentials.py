@@ -36,19 +36,36 @@ def department_kubeconfig(
     person: str | None = None,
     out: Path | None = None,
 ) -> Path:
-    """A kubeconfig acting as a member of department ``code`` in ``role``; written to ``out``
-    (default ``<state dir>/departments/<code>-<role>.kubeconfig``), mode 0600."""
+    """A kubeconfig acting as a member of department ``code`` in ``role`` on the local API
+    server; written to ``out`` (default ``<state dir>/departments/<code>-<role>.kubeconfig``),
+    mode 0600."""
+    return kubeconfig_for(
+        cfg.pki, cfg.server, cfg.state_dir / "departments", code, role, person, out,
+        hint="start the local API server first (govcloud k8s up)",
+    )  # fmt: skip
+
+
+def kubeconfig_for(
+    ca_dir: Path,
+    server: str,
+    directory: Path,
+    code: str,
+    role: str = "developer",
+    person: str | None = None,
+    out: Path | None = None,
+    *,
+    hint: str = "",
+) -> Path:
+    """A department member's kubeconfig for the API server at ``server``, its certificate
+    signed by the CA in ``ca_dir`` and kept in ``directory``."""
     if role not in DEPARTMENT_ROLES:
         raise InputError(f"role must be one of {', '.join(DEPARTMENT_ROLES)}, not {role!r}")
-    ca_key_path, ca_cert_path = cfg.pki / "ca.key", cfg.pki / "ca.crt"
+    ca_key_path, ca_cert_path = ca_dir / "ca.key", ca_dir / "ca.crt"
     if not (ca_key_path.exists() and ca_cert_path.exists()):
-        raise InputError(
-            f"no cluster CA under {cfg.pki}: start the local API server first (govcloud k8s up)"
-        )
+        raise InputError(f"no cluster CA under {ca_dir}" + (f": {hint}" if hint else ""))
     ca_key, ca_cert = pki.load_key(ca_key_path), pki.load_cert(ca_cert_path)
     user = user_name(code, role, person)
     stem = f"{code}-{role}" + (f"-{person}" if person else "")
-    directory = cfg.state_dir / "departments"
     crt, key = pki.ensure_cert(
         directory,
         ca_key,
@@ -60,13 +77,13 @@ def department_kubeconfig(
         "kind": "Config",
         "clusters": [
             {
-                "name": "govcloud-local",
-                "cluster": {"server": cfg.server, "certificate-authority": str(ca_cert_path)},
+                "name": "govcloud",
+                "cluster": {"server": server, "certificate-authority": str(ca_cert_path)},
             }
         ],
         "users": [{"name": user, "user": {"client-certificate": str(crt), "client-key": str(key)}}],
         "contexts": [
-            {"name": stem, "context": {"cluster": "govcloud-local", "user": user}},
+            {"name": stem, "context": {"cluster": "govcloud", "user": user}},
         ],
         "current-context": stem,
     }

@@ -14,6 +14,7 @@ from govcloud.cli import cluster as cluster_cli
 from govcloud.cli import compliance as compliance_cli
 from govcloud.cli import hosts as hosts_cli
 from govcloud.cli import identity as identity_cli
+from govcloud.cli import images as images_cli
 from govcloud.cli import k8s as k8s_cli
 from govcloud.cli import lab as lab_cli
 from govcloud.cli import loadtest as loadtest_cli
@@ -43,6 +44,7 @@ app.add_typer(plan_cli.dc_app, name="dc")
 app.add_typer(lab_cli.app, name="lab")
 app.add_typer(k8s_cli.app, name="k8s")
 app.add_typer(cluster_cli.app, name="cluster")
+app.add_typer(images_cli.app, name="images")
 app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_command)
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")

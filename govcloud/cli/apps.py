@@ -93,6 +93,10 @@ def deploy(
     from clusters.deploy import rollout
 
     a, manifests = _validated(app_spec, spec)
+    if not dry_run:
+        from clusters.images.registry import require_image
+
+        require_image(a.image, read_spec(spec))
     if dry_run:
         if json:
             print_json({"ok": True, "objects": manifests})

@@ -11,7 +11,7 @@ from govcloud.spec.model import Flow
 
 API_PORT = 6443
 KUBELET_PORT = 10250
-REGISTRY_PORT = 5000
+REGISTRY_PORT = 443  # images are named registry.govcloud.local/<dept>/<app>:<tag>, no port
 
 CLUSTER_FLOWS: tuple[Flow, ...] = (
     Flow(

@@ -41,7 +41,7 @@ def test_the_lab_plans_a_cluster_with_a_pod_subnet_per_node(lab_raw: dict[str, A
     assert all(s.subnet_of(ipaddress.IPv4Network(cp.pod_cidr)) for s in subnets)
     assert not subnets[0].overlaps(subnets[1])
     assert ipaddress.IPv4Address(cp.dns_ip) in ipaddress.IPv4Network(cp.service_cidr)
-    assert cp.registry == "registry.govcloud.local:5000"
+    assert cp.registry == "registry.govcloud.local"
     assert cp.server == f"https://{cp.api_address}:6443"
 
 

@@ -1,0 +1,223 @@
+"""The lab's cluster by real pods and packets: nodes Ready, department apps deployed with the
+department's own credentials and spread over both nodes, rollback, a failing readiness probe,
+pod-to-pod, Service and DNS, NetworkPolicy between tenants, admission refusals, a bad image,
+and a node lost and regained."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.cluster.conftest import LAB_SPEC, Cloud, govcloud
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def hello(cloud: Cloud) -> dict[str, Any]:
+    """gat's hello app (v1 and v2 images) and rst's, deployed and complete."""
+    v1 = cloud.push("gat", "hello", "1.0", page="gat hello v1")
+    v2 = cloud.push("gat", "hello", "2.0", page="gat hello v2")
+    rst = cloud.push("rst", "hello", "1.0", page="rst hello")
+    apps = {
+        "v1": cloud.app_spec("gat", "hello", v1),
+        "v2": cloud.app_spec("gat", "hello", v2),
+        "rst": cloud.app_spec("rst", "hello", rst),
+    }
+    for key, code in (("v1", "gat"), ("rst", "rst")):
+        r = cloud.deploy(apps[key], code, "--timeout", "120")
+        out = json.loads(r.stdout)
+        assert r.returncode == 0, (out, r.stderr)
+        assert out["rollout"]["state"] == "complete"
+    return {"apps": apps, "images": {"v1": v1, "v2": v2, "rst": rst}}
+
+
+def _pods(cloud: Cloud, app: Any, code: str) -> list[dict[str, Any]]:
+    return [p for p in cloud.status(app, code)["pods"] if p["phase"] == "Running"]
+
+
+def test_nodes_are_ready_and_a_second_apply_changes_nothing(cloud: Cloud) -> None:
+    from clusters.cloud.apply import apply
+
+    assert cloud.first.nodes == {"compute-1": "Ready", "compute-2": "Ready"}
+    again = apply(cloud.target)
+    assert again.ok
+    assert again.run.changed == 0, again.run.as_dict()
+    assert set(again.images.values()) == {0}  # every platform image already in the registry
+    r = govcloud("cluster", "status", str(LAB_SPEC), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["dns"]["ready"] == 2
+
+
+def test_deployed_pods_run_on_both_nodes(cloud: Cloud, hello: dict[str, Any]) -> None:
+    pods = _pods(cloud, hello["apps"]["v1"], "gat")
+    assert len(pods) == 2 and all(p["ready"] for p in pods)
+    assert {p["node"] for p in pods} == {"compute-1", "compute-2"}
+
+
+def test_pod_to_pod_across_nodes_service_and_dns(cloud: Cloud, hello: dict[str, Any]) -> None:
+    a, b = sorted(_pods(cloud, hello["apps"]["v1"], "gat"), key=lambda p: p["node"])
+    assert a["node"] != b["node"]
+    r = cloud.exec("gat-prod", a["name"], "wget", "-qO-", "-T", "5", f"http://{b['ip']}:8080/")
+    assert r.stdout.strip() == "gat hello v1", r.stderr
+    r = cloud.exec("gat-prod", a["name"], "wget", "-qO-", "-T", "5",
+                   "http://hello.gat-prod.svc.cluster.local:8080/")  # fmt: skip
+    assert r.stdout.strip() == "gat hello v1", r.stderr
+    r = cloud.exec("gat-prod", a["name"], "nslookup", "hello.gat-prod.svc.cluster.local")
+    svc = cloud.kubectl("-n", "gat-prod", "get", "service", "hello", "-o",
+                        "jsonpath={.spec.clusterIP}").stdout  # fmt: skip
+    assert svc and svc in r.stdout, r.stdout + r.stderr
+
+
+def test_network_policy_fences_tenants_by_real_packets(cloud: Cloud, hello: dict[str, Any]) -> None:
+    gat = _pods(cloud, hello["apps"]["v1"], "gat")[0]
+    rst = _pods(cloud, hello["apps"]["rst"], "rst")[0]
+
+    def reach(url: str) -> bool:
+        r = cloud.exec("gat-prod", gat["name"], "wget", "-qO-", "-T", "3", url)
+        return r.returncode == 0
+
+    assert not reach(f"http://{rst['ip']}:8080/")  # another department's pod
+    assert not reach("http://hello.rst-prod.svc.cluster.local:8080/")  # and its Service
+    assert reach("http://hello.gat-prod.svc.cluster.local:8080/")  # its own tenant
+    # the policy removed, the same packets pass; applied again from the spec, they stop
+    for pol in ("default-deny", "allow-same-tenant"):
+        assert cloud.kubectl("-n", "rst-prod", "delete", "networkpolicy", pol).returncode == 0
+    deadline = time.monotonic() + 30
+    while not reach(f"http://{rst['ip']}:8080/") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert reach(f"http://{rst['ip']}:8080/")
+    r = govcloud("tenants", "apply", str(LAB_SPEC), "--kubeconfig", str(cloud.admin))
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 30
+    while reach(f"http://{rst['ip']}:8080/") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not reach(f"http://{rst['ip']}:8080/")
+
+
+def test_rollback_returns_to_the_previous_revision(cloud: Cloud, hello: dict[str, Any]) -> None:
+    r = cloud.deploy(hello["apps"]["v2"], "gat", "--timeout", "120")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pod = _pods(cloud, hello["apps"]["v2"], "gat")[0]
+    page = cloud.exec("gat-prod", pod["name"], "wget", "-qO-", "-T", "5",
+                      "http://hello.gat-prod.svc.cluster.local:8080/")  # fmt: skip
+    assert page.stdout.strip() == "gat hello v2"
+    r = govcloud("app", "rollback", str(hello["apps"]["v2"]), "--kubeconfig",
+                 str(cloud.department("gat")), "--timeout", "120", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = cloud.status(hello["apps"]["v2"], "gat")
+    assert st["image"] == hello["images"]["v1"]
+    running = [p for p in st["pods"] if p["phase"] == "Running" and p["ready"]]
+    assert len(running) == 2
+
+
+def test_a_failing_readiness_probe_stops_the_rollout_and_keeps_the_replicas(
+    cloud: Cloud, hello: dict[str, Any]
+) -> None:
+    bad = cloud.app_spec(
+        "gat", "hello", hello["images"]["v2"],
+        health={"path": "/not-there", "port": "http", "initial_delay_seconds": 1,
+                "period_seconds": 2},
+    )  # fmt: skip
+    r = cloud.deploy(bad, "gat", "--timeout", "20")
+    out = json.loads(r.stdout)
+    assert r.returncode == 1
+    assert out["rollout"]["state"] != "complete"
+    st = cloud.status(bad, "gat")
+    ready = [p for p in st["pods"] if p["ready"]]
+    assert len(ready) == 2  # the running replicas stay up (maxUnavailable 0)
+    waiting = [p for p in st["pods"] if not p["ready"]]
+    assert waiting and all("readiness" in p["reason"] or p["reason"] for p in waiting)
+    # put it right for the next tests
+    r = cloud.deploy(hello["apps"]["v1"], "gat", "--timeout", "120")
+    assert r.returncode == 0, r.stdout
+
+
+def test_an_image_not_in_the_registry_is_refused_and_nothing_changes(
+    cloud: Cloud, hello: dict[str, Any]
+) -> None:
+    before = cloud.status(hello["apps"]["v1"], "gat")
+    missing = hello["images"]["v1"].rsplit(":", 1)[0] + ":9.9.9"
+    r = cloud.deploy(cloud.app_spec("gat", "hello", missing), "gat")
+    assert r.returncode == 2
+    assert missing in r.stderr and "Traceback" not in r.stderr
+    after = cloud.status(hello["apps"]["v1"], "gat")
+    assert after["revision"] == before["revision"]
+    assert sorted(p["name"] for p in after["pods"]) == sorted(p["name"] for p in before["pods"])
+
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: gat-prod}}
+spec:
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    seccompProfile: {{type: RuntimeDefault}}
+  containers:
+  - name: c
+    image: {image}
+    resources: {{requests: {{cpu: {cpu}, memory: 32Mi}}, limits: {{cpu: {cpu}, memory: 32Mi}}}}
+    securityContext:
+      allowPrivilegeEscalation: false
+      privileged: {privileged}
+      capabilities: {{drop: [ALL]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "expect"),
+    [
+        ("privileged", "privileged"),
+        ("other-department-image", "registry"),
+        ("over-quota", "exceeded quota"),
+    ],
+)
+def test_admission_refuses_real_pods(
+    cloud: Cloud, hello: dict[str, Any], case: str, expect: str
+) -> None:
+    image, cpu, privileged = hello["images"]["v1"], "50m", "false"
+    if case == "privileged":
+        privileged = "true"
+    elif case == "other-department-image":
+        image = hello["images"]["rst"]
+    else:
+        cpu = "64"
+    manifest = cloud.image_dir / f"pod-{case}.yaml"
+    manifest.write_text(POD.format(name=f"t-{case}", image=image, cpu=cpu, privileged=privileged))
+    r = cloud.kubectl("apply", "-f", str(manifest), kubeconfig=cloud.department("gat"))
+    assert r.returncode != 0
+    assert expect in r.stderr.lower(), r.stderr
+
+
+def test_a_stopped_node_loses_its_pods_to_the_other_and_rejoins(
+    cloud: Cloud, hello: dict[str, Any]
+) -> None:
+    from clusters.cloud.apply import apply, node_states
+    from infra.lab.lab import Lab
+
+    lab = Lab("lab")
+    bound = 120.0  # node-monitor grace 20 s + the cluster's 30 s eviction + scheduling + start
+    t0 = time.monotonic()
+    lab.lxc.stop(lab.container("compute-2"), kill=True)
+    try:
+        while time.monotonic() - t0 < bound:
+            pods = _pods(cloud, hello["apps"]["v1"], "gat")
+            if len([p for p in pods if p["ready"] and p["node"] == "compute-1"]) == 2:
+                break
+            time.sleep(2)
+        moved = time.monotonic() - t0
+        assert moved < bound, f"pods not recreated on compute-1 within {bound:.0f} s"
+    finally:
+        lab.lxc.start(lab.container("compute-2"))
+    deadline = time.monotonic() + 120
+    while node_states(cloud.admin, cloud.target.plan)["compute-2"] != "Ready":
+        assert time.monotonic() < deadline, "compute-2 did not rejoin"
+        time.sleep(2)
+    again = apply(cloud.target)
+    assert again.ok and again.run.changed == 0, again.run.as_dict()
+    print(f"pods recreated on the other node in {moved:.0f} s")
