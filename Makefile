@@ -3,8 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 export GOVCLOUD_CACHE ?= $(HOME)/.cache/govcloud
+VULNCHECK ?= kube-router
 
-.PHONY: help deps tools up test test-unit lint bench clean
+.PHONY: help deps tools vulncheck up test test-unit lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -14,6 +15,9 @@ deps:  ## install Debian packages and the virtualenv (idempotent)
 
 tools:  ## build or reuse the Pulumi CLI and the Kubernetes tools (in $(GOVCLOUD_CACHE)/bin; seconds when cached)
 	@toolchain/build
+
+vulncheck:  ## known vulnerabilities in the built Go tools, offline (minutes; VULNCHECK="kube-router k8s ...")
+	@toolchain/vulncheck $(VULNCHECK)
 
 up: deps tools  ## bring the lab cloud up: pulumi up of the lab stack, then prove the network
 	$(BIN)/govcloud spec validate
