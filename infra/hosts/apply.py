@@ -56,6 +56,8 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
                 hostvars["firewall_ruleset_file"] = str(path)
             if hostvars.get("ansible_host") == loghost:
                 hostvars["baseline_loghost"] = ""  # the log host keeps its own logs
+    if "compute" in groups:  # Kubernetes nodes: kube-proxy and kube-router keep their own tables
+        groups["compute"].setdefault("vars", {})["firewall_own_table_only"] = True
     if "bastion" in groups:
         groups["bastion"].setdefault("vars", {})["baseline_ssh_allow_tcp_forwarding"] = "local"
     if "hall" in groups:

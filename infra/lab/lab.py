@@ -236,11 +236,15 @@ class Lab:
             self.container(host), argv, input=input, timeout=timeout, check=check
         )
 
-    def load_ruleset(self, host: str, text: str, *, if_changed: bool = False) -> str:
+    def load_ruleset(
+        self, host: str, text: str, *, if_changed: bool = False, own_table: bool = False
+    ) -> str:
         """Load ``text`` as ``host``'s whole nftables ruleset through govcloud-load-ruleset
-        (checked with ``nft -c``, loaded atomically, kept for boot). Returns "loaded" or
+        (checked with ``nft -c``, loaded atomically, kept for boot); ``own_table``: replace
+        only govcloud's table (a node, where other agents keep theirs). Returns "loaded" or
         "unchanged" (only with ``if_changed``)."""
-        argv = ["/" + LOADER_IN_HOST, *(["--if-changed"] if if_changed else []), "-"]
+        flags = [*(["--if-changed"] if if_changed else []), *(["--own-table"] if own_table else [])]
+        argv = ["/" + LOADER_IN_HOST, *flags, "-"]
         proc = self.exec(host, argv, input=text, timeout=60, check=False)
         if proc.returncode != 0:
             detail = lx.tail(proc.stderr or proc.stdout)
@@ -381,11 +385,18 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     dropped = [n for n in dropped if topo.host(n).ruleset is None]
     jobs: list[tuple[str, str]] = [(h.name, h.ruleset or "") for h in with_rules]
     jobs += [(n, "") for n in dropped]
+    nodes = {h.name for h in topo.hosts if h.template == "node"}
     if jobs:
         say(f"rulesets: checking {len(jobs)} host(s)")
         with ThreadPoolExecutor(max_workers=8) as pool:
             results = list(
-                pool.map(lambda j: (j[0], lab.load_ruleset(j[0], j[1], if_changed=True)), jobs)
+                pool.map(
+                    lambda j: (
+                        j[0],
+                        lab.load_ruleset(j[0], j[1], if_changed=True, own_table=j[0] in nodes),
+                    ),
+                    jobs,
+                )
             )
         for host, result in results:
             note(Change("ruleset", host, "unchanged" if result == "unchanged" else "loaded"))
@@ -532,7 +543,9 @@ def _ensure_host(
         created = True
     cfg_path = lab.lxc.config_path(cname)
     current = cfg_path.read_text()
-    desired = render.merge_config(current, render.lxc_config_block(topo, h))
+    desired = render.merge_config(current, render.lxc_config_block(topo, h, str(cdir)))
+    if h.template == "node":
+        (cdir / render.NODE_DATA / "containerd").mkdir(parents=True, exist_ok=True)
     upper = _upper_dir(current, cdir)
     diffs: list[str] = []
     if desired != current:

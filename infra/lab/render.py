@@ -211,8 +211,20 @@ def clashes(topo: Topology, existing: dict[str, tuple[str, ...]], ours: set[str]
 # --- what is written into a container ---------------------------------------------------------
 
 
-def lxc_config_block(topo: Topology, host: LabHost) -> str:
-    """The managed part of a container's LXC config: identity, one veth per interface, sysctls."""
+NODE_DATA = "node-data"  # beside the container's rootfs: where a node keeps its images
+
+
+def node_data_mounts(container_dir: str) -> tuple[str, ...]:
+    """A node's container images live on the machine's own filesystem: the container's root is
+    an overlayfs clone, and overlayfs cannot take another overlayfs as its upper layer, so
+    containerd's overlay snapshots fail there ("invalid argument")."""
+    src = f"{container_dir}/{NODE_DATA}/containerd"
+    return (f"lxc.mount.entry = {src} var/lib/containerd none bind,create=dir 0 0",)
+
+
+def lxc_config_block(topo: Topology, host: LabHost, container_dir: str | None = None) -> str:
+    """The managed part of a container's LXC config: identity, one veth per interface, sysctls
+    (and, for a Kubernetes node in ``container_dir``, its settings and data mounts)."""
     lines = [
         BEGIN,
         f"# {owner_mark(topo.name)} host={host.name} role={host.role}",
@@ -239,6 +251,8 @@ def lxc_config_block(topo: Topology, host: LabHost) -> str:
     lines.append(f"lxc.sysctl.net.ipv4.ip_forward = {1 if forwards(host) else 0}")
     if host.template == "node":
         lines += NODE_LXC_SETTINGS
+        if container_dir is not None:
+            lines += node_data_mounts(container_dir)
     lines.append("lxc.start.auto = 0")
     lines.append(END)
     return "\n".join(lines) + "\n"
