@@ -17,6 +17,7 @@ BENCHES = [
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",
+    "pod_startup",
     "identity_ssh",
     "identity_audit",
 ]

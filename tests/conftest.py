@@ -99,3 +99,7 @@ def configured_lab(spec_lab: Any) -> Iterator[tuple[Any, Any]]:
     first = apply(target)
     assert first.ok, [f.__dict__ for f in first.failures]
     yield target, first
+
+
+# the lab's cluster (session-scoped), for the cluster tests and the host compliance tests
+from tests.cloudlab import cloud  # noqa: E402, F401

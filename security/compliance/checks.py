@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 GOOD_CIPHERS = {
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",
@@ -44,6 +46,10 @@ ROLE_PORTS: dict[str, set[int]] = {
     "identity": {8200, 8201},
     "log": {514},
     "shared": {9443, 9444, 9445, 9446},
+    "control-plane": {6443},  # etcd, the controller manager and the scheduler: loopback only
+    # kubelet; kube-router's health port (it has no bind-address option)
+    "compute": {10250, 20244},
+    "registry": {443},
 }
 
 
@@ -292,6 +298,70 @@ def time_sync(host: Any, ctx: Context) -> str:
     return f"chrony follows {ctx.loghost}"
 
 
+def _unit_flags(host: Any, unit: str) -> dict[str, str]:
+    """The ``--flag=value`` arguments of a systemd unit's ExecStart."""
+    text = host.file(f"/etc/systemd/system/{unit}.service").content_string
+    return dict(re.findall(r"--([a-z0-9-]+)=(\S+)", text))
+
+
+def k8s_api_authn_authz(host: Any, ctx: Context) -> str:
+    f = _unit_flags(host, "kube-apiserver")
+    assert f.get("anonymous-auth") == "false", "kube-apiserver: anonymous-auth is not false"
+    modes = f.get("authorization-mode", "").split(",")
+    assert modes[:2] == ["Node", "RBAC"], f"kube-apiserver: authorization-mode {modes}"
+    plugins = set(f.get("enable-admission-plugins", "").split(","))
+    missing = {"NodeRestriction", "PodSecurity"} - plugins
+    assert not missing, f"kube-apiserver: admission plugins missing {sorted(missing)}"
+    assert f.get("allow-privileged") == "false", "kube-apiserver: privileged pods allowed"
+    assert host.service("kube-apiserver").is_running, "kube-apiserver is not running"
+    return (
+        "kube-apiserver: anonymous-auth=false, authorization-mode="
+        f"{f['authorization-mode']}, NodeRestriction+PodSecurity, allow-privileged=false"
+    )
+
+
+def k8s_api_audit(host: Any, ctx: Context) -> str:
+    f = _unit_flags(host, "kube-apiserver")
+    path, age = f.get("audit-log-path"), int(f.get("audit-log-maxage", "0"))
+    assert path and f.get("audit-policy-file"), "kube-apiserver: no audit log or policy"
+    assert age >= 180, f"kube-apiserver: audit logs kept {age} days (< 180)"
+    assert host.file(path).exists, f"{path} does not exist"
+    return f"audit log {path}, policy {f['audit-policy-file']}, kept {age} days"
+
+
+def k8s_etcd_client_tls(host: Any, ctx: Context) -> str:
+    f = _unit_flags(host, "etcd")
+    assert f.get("client-cert-auth") == "true", "etcd: client-cert-auth is not true"
+    assert f.get("peer-client-cert-auth") == "true", "etcd: peer-client-cert-auth is not true"
+    urls = f.get("listen-client-urls", "") + "," + f.get("listen-peer-urls", "")
+    plain = [u for u in urls.split(",") if u and not u.startswith("https://")]
+    assert not plain, f"etcd listens without TLS: {plain}"
+    return f"etcd: client and peer certificates required, listening on {urls.strip(',')}"
+
+
+def k8s_secrets_encrypted(host: Any, ctx: Context) -> str:
+    f = _unit_flags(host, "kube-apiserver")
+    path = f.get("encryption-provider-config")
+    assert path, "kube-apiserver: no encryption-provider-config"
+    conf = host.file(path)
+    assert conf.mode & 0o077 == 0, f"{path} is readable by others (mode {conf.mode:o})"
+    text = conf.content_string
+    providers = re.findall(r"^\s*- (secretbox|aescbc|aesgcm|kms|identity):", text, re.M)
+    assert providers and providers[0] != "identity", f"{path}: first provider {providers[:1]}"
+    return f"Secrets written with {providers[0]} ({path}, mode {conf.mode:o})"
+
+
+def k8s_kubelet_authn_authz(host: Any, ctx: Context) -> str:
+    conf = yaml.safe_load(host.file("/var/lib/kubelet/config.yaml").content_string)
+    authn, authz = conf.get("authentication", {}), conf.get("authorization", {})
+    assert authn.get("anonymous", {}).get("enabled") is False, "kubelet: anonymous requests on"
+    assert authn.get("webhook", {}).get("enabled") is True, "kubelet: webhook authn off"
+    assert authz.get("mode") == "Webhook", f"kubelet: authorization mode {authz.get('mode')}"
+    assert conf.get("readOnlyPort", 10255) == 0, "kubelet: read-only port open"
+    assert host.service("kubelet").is_running, "kubelet is not running"
+    return "kubelet: anonymous off, webhook authn, authorization Webhook, readOnlyPort 0"
+
+
 CHECKS: dict[str, Check] = {
     "ssh-no-password": ssh_no_password,
     "ssh-no-root": ssh_no_root,
@@ -315,4 +385,9 @@ CHECKS: dict[str, Check] = {
     "listening-ports": listening_ports,
     "ssh-forwarding-off": ssh_forwarding_off,
     "time-sync": time_sync,
+    "k8s-api-authn-authz": k8s_api_authn_authz,
+    "k8s-api-audit": k8s_api_audit,
+    "k8s-etcd-client-tls": k8s_etcd_client_tls,
+    "k8s-secrets-encrypted": k8s_secrets_encrypted,
+    "k8s-kubelet-authn-authz": k8s_kubelet_authn_authz,
 }

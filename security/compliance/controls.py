@@ -148,6 +148,44 @@ ITEMS: tuple[Item, ...] = (
         not_roles=("bastion",),
     ),
     Item("time-sync", "集中管控", "8.1.5.4 d)", "time follows the management zone (chrony server)"),
+    # the cluster's control plane and nodes
+    Item(
+        "k8s-api-authn-authz",
+        "访问控制",
+        "8.1.4.2 a)",
+        "API server: no anonymous requests, Node+RBAC authorization, NodeRestriction and "
+        "PodSecurity admission, no privileged pods",
+        roles=("control-plane",),
+    ),
+    Item(
+        "k8s-api-audit",
+        "安全审计",
+        "8.1.4.3 a)",
+        "API server audit log on, kept at least 180 days",
+        roles=("control-plane",),
+    ),
+    Item(
+        "k8s-etcd-client-tls",
+        "访问控制",
+        "8.1.4.2 a)",
+        "etcd serves TLS only and requires client certificates (clients and peers)",
+        roles=("control-plane",),
+    ),
+    Item(
+        "k8s-secrets-encrypted",
+        "数据完整性/保密性",
+        "8.1.4.8",
+        "Secrets encrypted at rest in etcd (EncryptionConfiguration, key file 0600)",
+        roles=("control-plane",),
+    ),
+    Item(
+        "k8s-kubelet-authn-authz",
+        "访问控制",
+        "8.1.4.2 a)",
+        "kubelet: no anonymous requests, webhook authentication and authorization, no "
+        "read-only port",
+        roles=("compute",),
+    ),
 )
 
 UNCHECKED: tuple[Unchecked, ...] = (

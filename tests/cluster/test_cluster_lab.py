@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.conftest import LAB_SPEC, Cloud, govcloud
+from tests.cloudlab import LAB_SPEC, Cloud, govcloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -61,50 +61,48 @@ def test_deployed_pods_run_on_both_nodes(cloud: Cloud, hello: dict[str, Any]) ->
 def test_pod_to_pod_across_nodes_service_and_dns(cloud: Cloud, hello: dict[str, Any]) -> None:
     a, b = sorted(_pods(cloud, hello["apps"]["v1"], "gat"), key=lambda p: p["node"])
     assert a["node"] != b["node"]
-    r = cloud.exec("gat-prod", a["name"], "wget", "-qO-", "-T", "5", f"http://{b['ip']}:8080/")
-    assert r.stdout.strip() == "gat hello v1", r.stderr
-    r = cloud.exec("gat-prod", a["name"], "wget", "-qO-", "-T", "5",
-                   "http://hello.gat-prod.svc.cluster.local:8080/")  # fmt: skip
-    assert r.stdout.strip() == "gat hello v1", r.stderr
-    r = cloud.exec("gat-prod", a["name"], "nslookup", "hello.gat-prod.svc.cluster.local")
+    assert cloud.fetch("gat-prod", a["name"], b["ip"]) == "gat hello v1"  # across nodes
     svc = cloud.kubectl("-n", "gat-prod", "get", "service", "hello", "-o",
                         "jsonpath={.spec.clusterIP}").stdout  # fmt: skip
-    assert svc and svc in r.stdout, r.stdout + r.stderr
+    name = "hello.gat-prod.svc.cluster.local"
+    assert cloud.resolve("gat-prod", a["name"], name) == [svc]  # cluster DNS
+    assert cloud.fetch("gat-prod", a["name"], name) == "gat hello v1"  # through the Service
 
 
 def test_network_policy_fences_tenants_by_real_packets(cloud: Cloud, hello: dict[str, Any]) -> None:
     gat = _pods(cloud, hello["apps"]["v1"], "gat")[0]
     rst = _pods(cloud, hello["apps"]["rst"], "rst")[0]
+    rst_svc = cloud.kubectl("-n", "rst-prod", "get", "service", "hello", "-o",
+                            "jsonpath={.spec.clusterIP}").stdout  # fmt: skip
 
-    def reach(url: str) -> bool:
-        r = cloud.exec("gat-prod", gat["name"], "wget", "-qO-", "-T", "3", url)
-        return r.returncode == 0
+    def reach(host: str) -> bool:
+        return cloud.fetch("gat-prod", gat["name"], host) is not None
 
-    assert not reach(f"http://{rst['ip']}:8080/")  # another department's pod
-    assert not reach("http://hello.rst-prod.svc.cluster.local:8080/")  # and its Service
-    assert reach("http://hello.gat-prod.svc.cluster.local:8080/")  # its own tenant
-    # the policy removed, the same packets pass; applied again from the spec, they stop
+    assert not reach(rst["ip"])  # another department's pod
+    assert not reach(rst_svc)  # and its Service
+    assert reach("hello.gat-prod.svc.cluster.local")  # its own tenant, by name
+    # the policies removed, the same packets pass; applied again from the spec, they stop
     for pol in ("default-deny", "allow-same-tenant"):
         assert cloud.kubectl("-n", "rst-prod", "delete", "networkpolicy", pol).returncode == 0
     deadline = time.monotonic() + 30
-    while not reach(f"http://{rst['ip']}:8080/") and time.monotonic() < deadline:
+    while not reach(rst["ip"]) and time.monotonic() < deadline:
         time.sleep(1)
-    assert reach(f"http://{rst['ip']}:8080/")
+    assert reach(rst["ip"]) and reach(rst_svc)
     r = govcloud("tenants", "apply", str(LAB_SPEC), "--kubeconfig", str(cloud.admin))
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 30
-    while reach(f"http://{rst['ip']}:8080/") and time.monotonic() < deadline:
+    while reach(rst["ip"]) and time.monotonic() < deadline:
         time.sleep(1)
-    assert not reach(f"http://{rst['ip']}:8080/")
+    assert not reach(rst["ip"])
 
 
 def test_rollback_returns_to_the_previous_revision(cloud: Cloud, hello: dict[str, Any]) -> None:
     r = cloud.deploy(hello["apps"]["v2"], "gat", "--timeout", "120")
     assert r.returncode == 0, r.stdout + r.stderr
     pod = _pods(cloud, hello["apps"]["v2"], "gat")[0]
-    page = cloud.exec("gat-prod", pod["name"], "wget", "-qO-", "-T", "5",
-                      "http://hello.gat-prod.svc.cluster.local:8080/")  # fmt: skip
-    assert page.stdout.strip() == "gat hello v2"
+    assert cloud.fetch("gat-prod", pod["name"], "hello.gat-prod.svc.cluster.local") == (
+        "gat hello v2"
+    )
     r = govcloud("app", "rollback", str(hello["apps"]["v2"]), "--kubeconfig",
                  str(cloud.department("gat")), "--timeout", "120", "--json")  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr

@@ -93,11 +93,16 @@ def test_check_shows_a_drift_without_touching_it_and_the_next_run_puts_it_right(
 
 
 def test_compliance_passes_with_evidence_for_every_control(
-    configured_lab: tuple[Any, Any], tmp_path: Path
+    configured_lab: tuple[Any, Any], cloud: Any, tmp_path: Path
 ) -> None:
+    """Every control on every host, the cluster's control plane and nodes included."""
     result = govcloud("compliance", "check", "--report", str(tmp_path), "--json")
     doc = json.loads(result.stdout)
     assert result.returncode == 0, doc["failed"][:5]
+    report_text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    for item in ("k8s-api-authn-authz", "k8s-etcd-client-tls", "k8s-secrets-encrypted",
+                 "k8s-api-audit", "k8s-kubelet-authn-authz"):  # fmt: skip
+        assert item in report_text, item
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for family in ("身份鉴别", "访问控制", "安全审计", "入侵防范", "集中管控", "恶意代码防范"):
         assert family in report

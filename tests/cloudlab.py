@@ -106,6 +106,31 @@ class Cloud:
     def exec(self, namespace: str, pod: str, *argv: str) -> subprocess.CompletedProcess[str]:
         return self.kubectl("-n", namespace, "exec", pod, "--", "/bin/busybox", *argv)
 
+    # Debian's static busybox crashes (SIGSEGV) where glibc would load NSS modules (wget, and
+    # nslookup on its way out), so names are resolved with nslookup's own DNS client and
+    # pages fetched with nc.
+    def resolve(self, namespace: str, pod: str, name: str) -> list[str]:
+        """The addresses the cluster DNS gives ``name``, asked from inside ``pod``."""
+        out = self.exec(namespace, pod, "nslookup", name).stdout
+        answer = out.split("Name:", 1)[1] if "Name:" in out else ""
+        return [line.split()[-1] for line in answer.splitlines() if line.startswith("Address")]
+
+    def fetch(
+        self, namespace: str, pod: str, host: str, port: int = 8080, wait: int = 3
+    ) -> str | None:
+        """The body of ``http://host:port/`` fetched from inside ``pod``; None if nothing came
+        back (refused, dropped, or a name that does not resolve)."""
+        addresses = [host] if host[0].isdigit() else self.resolve(namespace, pod, host)
+        if not addresses:
+            return None
+        request = (
+            f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w {wait} {addresses[0]} {port}"
+        )
+        r = self.exec(namespace, pod, "sh", "-c", request)
+        if r.returncode != 0 or " 200 " not in r.stdout:
+            return None
+        return r.stdout.split("\r\n\r\n", 1)[-1].strip()
+
 
 @pytest.fixture(scope="session")
 def cloud(configured_lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
