@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LAB_SPEC = ROOT / "examples" / "lab.yaml"
 
 
@@ -129,7 +129,7 @@ class Cloud:
         r = self.exec(namespace, pod, "sh", "-c", request)
         if r.returncode != 0 or " 200 " not in r.stdout:
             return None
-        return r.stdout.split("\r\n\r\n", 1)[-1].strip()
+        return r.stdout.split("\n\n", 1)[-1].strip()  # text mode: CRLF arrives as LF
 
 
 @pytest.fixture(scope="session")

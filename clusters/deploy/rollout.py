@@ -300,6 +300,7 @@ def _pod_row(p: dict[str, Any]) -> dict[str, Any]:
         "node": (p.get("spec") or {}).get("nodeName"),
         "ip": st.get("podIP"),
         "ready": ready.get("status") == "True",
+        "terminating": bool(p["metadata"].get("deletionTimestamp")),
         "reason": reason or ready.get("reason") or "",
     }
 

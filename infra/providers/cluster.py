@@ -62,12 +62,31 @@ def cluster_nodes(props: dict[str, Any]) -> dict[str, str]:
     spec = load_spec(props["spec"])
     cp = make_cluster_plan(spec, make_plan(spec).hosts)
     kubeconfig = cluster_dir() / "admin.kubeconfig"
-    if cp is None or not kubeconfig.is_file():
+    if cp is None or not kubeconfig.is_file() or not _answers(cp.api_address, cp.api_port):
         return {}
     try:
         return node_states(kubeconfig, cp)
     except GovcloudError:
         return {}
+
+
+def _answers(address: str, port: int, timeout: float = 3.0) -> bool:
+    """Does a TLS server answer at ``address:port`` within seconds? (A lab removed behind the
+    stack's back would otherwise cost the client's connection retries.)"""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((address, port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw) as tls,
+        ):
+            return tls.version() is not None
+    except OSError:
+        return False
 
 
 class ClusterDeployment(Resource):
