@@ -192,6 +192,7 @@ def _counts(dep: dict[str, Any]) -> dict[str, int]:
     st = dep.get("status") or {}
     return {
         "desired": int((dep.get("spec") or {}).get("replicas") or 0),
+        "total": int(st.get("replicas") or 0),  # old revisions' pods included
         "updated": int(st.get("updatedReplicas") or 0),
         "ready": int(st.get("readyReplicas") or 0),
         "available": int(st.get("availableReplicas") or 0),
@@ -256,7 +257,13 @@ def wait_rollout(k: Kube, namespace: str, name: str, timeout: float = 120.0) -> 
         c = _counts(dep)
         revision = (dep["metadata"].get("annotations") or {}).get(REVISION, "")
         observed = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
-        if observed and c["updated"] == c["desired"] and c["available"] == c["desired"]:
+        # complete: every replica of the new revision available and none of the old left
+        if (
+            observed
+            and c["updated"] == c["desired"]
+            and c["available"] == c["desired"]
+            and c["total"] == c["updated"]
+        ):
             return Rollout("complete", f"{c['available']}/{c['desired']} available", revision, c)
         if observed:
             diagnosis = _diagnose(k, namespace, dep, start)

@@ -161,8 +161,11 @@ def test_rollback_returns_to_the_previous_revision(cloud: Cloud, hello: dict[str
     assert r.returncode == 0, r.stdout + r.stderr
     st = cloud.status(hello["apps"]["v2"], "gat")
     assert st["image"] == hello["images"]["v1"]
-    running = [p for p in st["pods"] if p["phase"] == "Running" and p["ready"]]
+    running = [p for p in _pods(cloud, hello["apps"]["v2"], "gat") if p["ready"]]
     assert len(running) == 2
+    assert {cloud.fetch("gat-prod", running[0]["name"], p["ip"]) for p in running} == {
+        "gat hello v1"
+    }
 
 
 def test_a_failing_readiness_probe_stops_the_rollout_and_keeps_the_replicas(
