@@ -64,13 +64,14 @@ def lab_topology(plan: Plan) -> Topology:
             operator = _at(zone.prefixes[0], OPERATOR_INDEX) if zone.name == "management" else None
             bridge(zone.name, zone.prefixes[0], zone.name, operator)
     # the machine is the operators' workstation in the management zone: it reaches the other
-    # data-center segments (the cluster's API server, the registry) through the core router
+    # data-center segments (the cluster's API server, the registry) through the core router.
+    # One route per segment, never the whole supernet: the machine's own resolver or gateway
+    # may sit elsewhere in it.
     mgmt = bridges.get("management")
     if mgmt is not None:
         via = _plain(_at(mgmt.cidr, 1))
-        bridges["management"] = dataclasses.replace(
-            mgmt, host_routes=(Route(spec.network.supernets.datacenter, via),)
-        )
+        routes = tuple(Route(b.cidr, via) for name, b in bridges.items() if name != "management")
+        bridges["management"] = dataclasses.replace(mgmt, host_routes=routes)
 
     province = plan.addresses.roots[0]
     cities = {c.code: c for c in province.children}

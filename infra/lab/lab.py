@@ -405,6 +405,22 @@ def _up(topology: Topology, progress: Progress | None, paths: LabPaths) -> UpRep
     return report
 
 
+def _machine_needs() -> dict[str, str]:
+    """The machine's DNS resolvers and default gateway: no lab segment or route may take them."""
+    needs: dict[str, str] = {}
+    try:
+        for line in Path("/etc/resolv.conf").read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "nameserver":
+                needs[words[1]] = "DNS resolver"
+    except OSError:
+        pass
+    gw = lx.run(["ip", "-4", "route", "show", "default"], check=False).stdout.split()
+    if "via" in gw:
+        needs[gw[gw.index("via") + 1]] = "default gateway"
+    return needs
+
+
 def _check_machine(lab: Lab, topo: Topology) -> None:
     """Bridge names taken by others, addresses clashing with the machine's interfaces, containers
     with our names that are not ours: refuse before changing anything."""
@@ -423,6 +439,7 @@ def _check_machine(lab: Lab, topo: Topology) -> None:
                 f"that the lab did not create ({owner}); rename the segment or remove it"
             )
     problems += render.clashes(topo, {n: link.addresses for n, link in links.items()}, ours)
+    problems += render.captured(topo, _machine_needs())
     for h in topo.hosts:
         cname = container_name(topo.name, h.name)
         if lab.lxc.exists(cname) and not lab.owns_container(cname):

@@ -187,6 +187,24 @@ def _on_segment(ip: str, nets: list[ipaddress.IPv4Network]) -> bool:
     return any(addr in n for n in nets)
 
 
+def captured(topo: Topology, needed: dict[str, str]) -> list[str]:
+    """Addresses the machine itself needs (its DNS resolvers, its gateway: ``needed`` maps each
+    to what it is) that a lab segment or one of the machine's lab routes would capture."""
+    found: list[str] = []
+    prefixes = [(b.cidr, f"segment {b.name}") for b in topo.bridges]
+    prefixes += [(r.dst, f"the machine's route {r.dst} via {r.via}") for b in topo.bridges
+                 for r in b.host_routes]  # fmt: skip
+    for addr, what in sorted(needed.items()):
+        try:
+            ip = ipaddress.IPv4Address(addr)
+        except ValueError:
+            continue
+        for prefix, where in prefixes:
+            if ip in ipaddress.IPv4Network(prefix):
+                found.append(f"{where} would capture {addr}, the machine's {what}")
+    return found
+
+
 def clashes(topo: Topology, existing: dict[str, tuple[str, ...]], ours: set[str]) -> list[str]:
     """Address clashes between the topology's segments and the machine's other interfaces.
 

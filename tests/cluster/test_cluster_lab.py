@@ -277,3 +277,30 @@ def test_a_stopped_node_loses_its_pods_to_the_other_and_rejoins(
     again = apply(cloud.target)
     assert again.ok and again.run.changed == 0, again.run.as_dict()
     print(f"pods recreated on the other node in {moved:.0f} s")
+
+
+def test_a_stopped_kubelet_is_drift_for_refresh_and_apply_repairs_it(cloud: Cloud) -> None:
+    """What `pulumi refresh` calls (the provider's read) sees the node NotReady and marks the
+    inputs; what `up` calls (the procedure) starts the kubelet again."""
+    from clusters.cloud.apply import apply, node_states
+    from infra.lab.lab import Lab
+    from infra.providers.base import DRIFT
+    from infra.providers.cluster import ClusterDeploymentProvider
+
+    lab = Lab("lab")
+    props = {"spec": str(LAB_SPEC), "inputs": "digest", "user": None, "identity_file": None}
+    provider = ClusterDeploymentProvider()
+    assert provider.read_("cluster", props)["inputs"] == "digest"  # all well: no drift
+    lab.exec("compute-1", ["systemctl", "stop", "kubelet"])
+    try:
+        deadline = time.monotonic() + 90  # the node-monitor grace period is 20 s
+        while node_states(cloud.admin, cloud.target.plan)["compute-1"] == "Ready":
+            assert time.monotonic() < deadline, "compute-1 stayed Ready without its kubelet"
+            time.sleep(2)
+        read = provider.read_("cluster", props)
+        assert read["nodes"]["compute-1"] == "NotReady"
+        assert read["inputs"] == "digest" + DRIFT
+    finally:
+        result = apply(cloud.target)
+    assert result.ok, result.nodes
+    assert lab.exec("compute-1", ["systemctl", "is-active", "kubelet"]).stdout.strip() == "active"

@@ -134,9 +134,18 @@ def test_only_node_hosts_get_the_node_lxc_settings(lab_raw: dict[str, Any]) -> N
         assert line not in plain.splitlines()
     assert "lxc.sysctl.net.ipv4.ip_forward = 1" in node
     assert "lxc.sysctl.net.ipv4.ip_forward = 0" in plain
-    # the operators' machine reaches the data center through the core router
+    # the operators' machine reaches the data center's segments through the core router: one
+    # route per segment, never the whole supernet (the machine's resolver may be in it)
     mgmt = next(b for b in topo.bridges if b.name == "management")
-    assert [(r.dst, r.via) for r in mgmt.host_routes] == [("10.255.0.0/16", "10.255.0.1")]
+    routes = {r.dst: r.via for r in mgmt.host_routes}
+    assert set(routes.values()) == {"10.255.0.1"}
+    assert "10.255.3.0/24" in routes and "10.255.0.0/16" not in routes
+    assert render.captured(topo, {"10.255.255.53": "DNS resolver"}) == []
+    assert render.captured(topo, {"10.255.3.53": "DNS resolver"}) == [
+        "segment dc-compute would capture 10.255.3.53, the machine's DNS resolver",
+        "the machine's route 10.255.3.0/24 via 10.255.0.1 would capture 10.255.3.53, "
+        "the machine's DNS resolver",
+    ]
 
 
 def test_certificates_name_each_identity(lab_raw: dict[str, Any], tmp_path: Path) -> None:
