@@ -9,13 +9,15 @@ provider, which Pulumi serializes into the state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
+import pulumi
 from pulumi.dynamic import (
     CheckResult,
     CreateResult,
     DiffResult,
     ReadResult,
+    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -126,3 +128,25 @@ class RecordProvider(GovProvider):
 
     def create_(self, props: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         return str(props.get("name") or digest(props)), {}
+
+
+class SpecProcedure(Resource):
+    """A resource whose work is one procedure run over the spec's hosts (the identity system,
+    the cluster): its inputs are the spec, the digest of what the procedure depends on, and the
+    administrator account and key it logs in with; ``result`` is what the procedure reports."""
+
+    provider: ClassVar[type[ResourceProvider]]
+    result: pulumi.Output[dict[str, Any]]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: str,
+        inputs: str,
+        user: str | None = None,
+        identity_file: str | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {"spec": spec, "inputs": inputs, "user": user, "identity_file": identity_file}
+        super().__init__(self.provider(), name, {**props, "result": None}, opts)

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-from pulumi.dynamic import Resource
-
-from infra.providers.base import GovProvider, admin_credentials, marked_inputs
+from infra.providers.base import GovProvider, SpecProcedure, admin_credentials, marked_inputs
 
 
 class ClusterDeploymentProvider(GovProvider):
@@ -89,30 +86,7 @@ def _answers(address: str, port: int, timeout: float = 3.0) -> bool:
         return False
 
 
-class ClusterDeployment(Resource):
+class ClusterDeployment(SpecProcedure):
     """The cluster, deployed from the spec onto the plan's hosts."""
 
-    result: pulumi.Output[dict[str, Any]]
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: str,
-        inputs: str,
-        user: str | None = None,
-        identity_file: str | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            ClusterDeploymentProvider(),
-            name,
-            {
-                "spec": spec,
-                "inputs": inputs,
-                "user": user,
-                "identity_file": identity_file,
-                "result": None,
-            },
-            opts,
-        )
+    provider = ClusterDeploymentProvider

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-from pulumi.dynamic import Resource
-
-from infra.providers.base import GovProvider, admin_credentials, marked_inputs
+from infra.providers.base import GovProvider, SpecProcedure, admin_credentials, marked_inputs
 
 
 class IdentityDeploymentProvider(GovProvider):
@@ -60,30 +57,7 @@ def node_states(props: dict[str, Any]) -> dict[str, str]:
     return {row["url"]: row["state"] for row in status(hosts, Paths.default())}
 
 
-class IdentityDeployment(Resource):
+class IdentityDeployment(SpecProcedure):
     """The identity system and the bastion's trust, deployed from the spec."""
 
-    result: pulumi.Output[dict[str, Any]]
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: str,
-        inputs: str,
-        user: str | None = None,
-        identity_file: str | None = None,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        super().__init__(
-            IdentityDeploymentProvider(),
-            name,
-            {
-                "spec": spec,
-                "inputs": inputs,
-                "user": user,
-                "identity_file": identity_file,
-                "result": None,
-            },
-            opts,
-        )
+    provider = IdentityDeploymentProvider
