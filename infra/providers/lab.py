@@ -34,9 +34,11 @@ def topology_from_json(text: str) -> Topology:
         )
         for h in raw["hosts"]
     )
-    return Topology(
-        raw["name"], tuple(Bridge(**b) for b in raw["bridges"]), hosts, raw.get("meta", {})
+    bridges = tuple(
+        Bridge(**{**b, "host_routes": tuple(Route(**r) for r in b.get("host_routes", ()))})
+        for b in raw["bridges"]
     )
+    return Topology(raw["name"], bridges, hosts, raw.get("meta", {}))
 
 
 def host_digests(topo: Topology) -> dict[str, str]:

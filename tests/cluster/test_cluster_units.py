@@ -201,3 +201,14 @@ def test_image_references_of_the_registry() -> None:
     assert split_reference(f"{reg}/gat/hello:1.0", reg) == ("gat/hello", "1.0")
     assert split_reference(f"{reg}/gat/hello", reg) == ("gat/hello", "latest")
     assert split_reference("docker.io/library/nginx:1", reg) is None
+
+
+def test_the_lab_topology_with_host_routes_survives_the_stack_state(
+    lab_raw: dict[str, Any],
+) -> None:
+    """The fabric's topology goes through Pulumi's state as JSON and must come back whole."""
+    from infra.providers.lab import topology_from_json, topology_to_json
+
+    topo = lab_topology(make_plan(_spec(lab_raw)))
+    assert any(b.host_routes for b in topo.bridges)
+    assert topology_from_json(topology_to_json(topo)) == topo

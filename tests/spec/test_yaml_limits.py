@@ -44,11 +44,17 @@ def refusal(path: Path) -> str:
 # The child runs the real CLI entry point on the file and reports its exit code, the time the
 # command took (the interpreter's start-up is not the loader's) and its peak memory before and
 # after, from getrusage in that process.
+# The child's own peak memory: VmHWM of its address space. (ru_maxrss is not it: Linux carries
+# the forking parent's peak across exec, so in a long test session it reports pytest's size.)
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
+def peak_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 from govcloud.cli import main
 sys.argv = ["govcloud", *sys.argv[1:]]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kb()
 start = time.perf_counter()
 try:
     main()
@@ -56,7 +62,7 @@ try:
 except SystemExit as exc:
     code = exc.code
 took = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kb()
 print(json.dumps({"code": code, "seconds": took, "before_kb": before, "after_kb": after}))
 """
 
