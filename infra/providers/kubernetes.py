@@ -35,16 +35,25 @@ class KubernetesObjectsProvider(GovProvider):
 
     def read_(self, id_: str, props: dict[str, Any]) -> dict[str, Any]:
         from clusters.tenants.apply import normalise
-        from clusters.tenants.kube import describe, key, kind_of
+        from clusters.tenants.kube import ApiError, describe, key, kind_of
+        from govcloud.errors import OperationError
 
         k = _kube(props)
         drift = []
-        for m in json.loads(props["manifests"]):
-            md = m["metadata"]
-            live = k.get(kind_of(m), md["name"], md.get("namespace"))
-            if live is None or normalise(k.apply(m, dry_run=True)) != normalise(live):
-                drift.append(describe(key(m)))
-        return {**props, "drift": drift, "content": props["content"] + ("+drift" if drift else "")}
+        content = props["content"].removesuffix("+drift")
+        try:
+            for m in json.loads(props["manifests"]):
+                md = m["metadata"]
+                live = k.get(kind_of(m), md["name"], md.get("namespace"))
+                if live is None or normalise(k.apply(m, dry_run=True)) != normalise(live):
+                    drift.append(describe(key(m)))
+        except ApiError:
+            raise
+        except OperationError as exc:
+            # the API server is gone (its cluster removed behind the stack's back): every object
+            # is drift, and the next `up` applies them once the cluster is back
+            drift = [f"the API server cannot be reached: {exc}"]
+        return {**props, "drift": drift, "content": content + ("+drift" if drift else "")}
 
     def delete_(self, id_: str, props: dict[str, Any]) -> None:
         from clusters.tenants.kube import kind_of
