@@ -144,17 +144,18 @@ def split_reference(image: str, registry_name: str) -> tuple[str, str] | None:
     return repo, tag
 
 
-def require_image(image: str, spec: Any) -> None:
+def require_image(image: str, spec: Any, server: str) -> None:
     """Refuse (exit 2, nothing sent) an image of the cloud's registry that the registry does
-    not hold: a typo in a tag would otherwise leave pods waiting to pull forever. Images of
-    other registries and clouds without a planned registry are not checked here."""
+    not hold, when the app goes to the API server of that cloud (``server``): a typo in a tag
+    would otherwise leave pods waiting to pull forever. Images of other registries, other API
+    servers (a local one) and clouds without a planned registry are not checked here."""
     from clusters.cloud.pki import pki_dir
     from clusters.cloud.plan import make_cluster_plan
     from infra.plan import make_plan
 
     cp = make_cluster_plan(spec, make_plan(spec).hosts)
     ca = pki_dir() / "ca.crt"
-    if cp is None or not ca.is_file():
+    if cp is None or not ca.is_file() or server.rstrip("/") != cp.server:
         return
     ref = split_reference(image, cp.registry)
     if ref is None:

@@ -96,7 +96,8 @@ def deploy(
     if not dry_run:
         from clusters.images.registry import require_image
 
-        require_image(a.image, read_spec(spec))
+        server = connect(kubeconfig).api.configuration.host
+        require_image(a.image, read_spec(spec), server)
     if dry_run:
         if json:
             print_json({"ok": True, "objects": manifests})
