@@ -212,3 +212,32 @@ def test_the_lab_topology_with_host_routes_survives_the_stack_state(
     topo = lab_topology(make_plan(_spec(lab_raw)))
     assert any(b.host_routes for b in topo.bridges)
     assert topology_from_json(topology_to_json(topo)) == topo
+
+
+def test_the_registry_is_asked_only_for_apps_going_to_its_own_cloud(
+    lab_raw: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app for another API server (a local one) is not checked against the lab's registry;
+    one for the cloud's own API server is, and a missing image is refused naming it."""
+    from clusters.images import registry
+
+    monkeypatch.setenv("GOVCLOUD_STATE", str(tmp_path))
+    (tmp_path / "cluster" / "pki").mkdir(parents=True)
+    (tmp_path / "cluster" / "pki" / "ca.crt").write_text("a CA\n")
+    asked: list[tuple[str, str]] = []
+
+    def manifest(self: registry.Registry, repo: str, tag: str) -> None:
+        asked.append((repo, tag))
+        return None  # the registry has no such image
+
+    monkeypatch.setattr(registry.Registry, "manifest", manifest)
+    spec = _spec(lab_raw)
+    image = "registry.govcloud.local/gat/hello:9.9.9"
+    registry.require_image(image, spec, "https://127.0.0.1:16443")
+    assert asked == []
+    plan = make_plan(spec)
+    cp = make_cluster_plan(plan.spec, plan.hosts)
+    assert cp is not None
+    with pytest.raises(InputError, match=r"gat/hello:9\.9\.9 is not in the registry"):
+        registry.require_image(image, spec, cp.server)
+    assert asked == [("gat/hello", "9.9.9")]
