@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -18,6 +18,7 @@ from infra.hosts.digests import PLAYBOOKS, digest, playbook_digest, roles_of, tr
 from infra.inventory import ansible_inventory
 from infra.plan import Plan
 from infra.providers.ansible import AnsiblePlay
+from infra.providers.base import SpecProcedure
 from infra.providers.identity import IdentityDeployment
 from infra.settings import Settings
 
@@ -106,6 +107,22 @@ class PlayArgs:
     after: list[pulumi.Resource] = dataclasses.field(default_factory=list)
 
 
+P = TypeVar("P", bound=SpecProcedure)
+
+
+def _procedure(cls: type[P], name: str, inputs: str, args: PlayArgs, parent: pulumi.Resource) -> P:
+    """A procedure run over the spec's hosts, logging in as the stack's administrator."""
+    s = args.settings
+    return cls(
+        name,
+        spec=str(s.spec),
+        inputs=inputs,
+        user=s.admin_user,
+        identity_file=str(s.identity_file) if s.identity_file else None,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=args.after),
+    )
+
+
 def identity_inputs(plan: Plan) -> str:
     """What the identity deployment depends on: its playbooks and roles, the inventory, and
     the identity plan (mounts, policies, groups, users, SSH roles, TTLs) made from the spec."""
@@ -134,14 +151,8 @@ class Identity(pulumi.ComponentResource):
         self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("govcloud:index:Identity", name, None, opts)
-        s: Settings = args.settings
-        self.deployment = IdentityDeployment(
-            "identity",
-            spec=str(s.spec),
-            inputs=identity_inputs(args.plan),
-            user=s.admin_user,
-            identity_file=str(s.identity_file) if s.identity_file else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
+        self.deployment = _procedure(
+            IdentityDeployment, "identity", identity_inputs(args.plan), args, self
         )
         first = next((h.address for h in args.plan.hosts if h.role == "identity"), "")
         self.address = pulumi.Output.from_input(f"https://{first}:8200" if first else "")
@@ -224,15 +235,9 @@ class Cluster(pulumi.ComponentResource):
         from clusters.cloud.plan import make_cluster_plan
         from infra.providers.cluster import ClusterDeployment
 
-        s: Settings = args.settings
         cp = make_cluster_plan(args.plan.spec, args.plan.hosts)
-        self.deployment = ClusterDeployment(
-            "cluster",
-            spec=str(s.spec),
-            inputs=cluster_inputs(args.plan),
-            user=s.admin_user,
-            identity_file=str(s.identity_file) if s.identity_file else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.after),
+        self.deployment = _procedure(
+            ClusterDeployment, "cluster", cluster_inputs(args.plan), args, self
         )
         self.kubeconfig = pulumi.Output.from_input(str(cluster_dir() / "admin.kubeconfig"))
         self.server = pulumi.Output.from_input(cp.server if cp else "")

@@ -89,10 +89,10 @@ def test_network_policy_fences_tenants_by_real_packets(cloud: Cloud, hello: dict
     assert reach("hello.gat-prod.svc.cluster.local")  # its own tenant, by name
 
 
-SHARED_POD = """
+POD = """
 apiVersion: v1
 kind: Pod
-metadata: {{name: exchange, namespace: shared-exchange, labels: {{app: exchange}}}}
+metadata: {{name: {name}, namespace: {namespace}}}
 spec:
   securityContext:
     runAsNonRoot: true
@@ -101,12 +101,19 @@ spec:
   containers:
   - name: web
     image: {image}
-    resources: {{requests: {{cpu: 10m, memory: 16Mi}}, limits: {{cpu: 50m, memory: 32Mi}}}}
+    resources: {{requests: {{cpu: {cpu}, memory: 32Mi}}, limits: {{cpu: {cpu}, memory: 32Mi}}}}
     securityContext:
       allowPrivilegeEscalation: false
+      privileged: {privileged}
       capabilities: {{drop: [ALL]}}
       readOnlyRootFilesystem: true
 """
+
+
+def pod(name: str, namespace: str, image: str, cpu: str = "50m", privileged: bool = False) -> str:
+    """A pod that meets Pod Security 'restricted' unless ``privileged``."""
+    flag = "true" if privileged else "false"
+    return POD.format(name=name, namespace=namespace, image=image, cpu=cpu, privileged=flag)
 
 
 def test_a_granted_shared_service_is_reachable_and_an_ungranted_one_is_not(
@@ -115,7 +122,7 @@ def test_a_granted_shared_service_is_reachable_and_an_ungranted_one_is_not(
     """gat is granted the exchange (数据共享交换平台) by the spec, rst is not."""
     image = cloud.push("platform", "exchange", "1.0", page="exchange")
     manifest = cloud.image_dir / "shared-exchange.yaml"
-    manifest.write_text(SHARED_POD.format(image=image))
+    manifest.write_text(pod("exchange", "shared-exchange", image))
     r = cloud.kubectl("apply", "-f", str(manifest))
     assert r.returncode == 0, r.stderr
     r = cloud.kubectl("-n", "shared-exchange", "wait", "--for=condition=Ready", "pod/exchange",
@@ -209,26 +216,6 @@ def test_an_image_not_in_the_registry_is_refused_and_nothing_changes(
     assert serving(after) == serving(before)
 
 
-POD = """
-apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: gat-prod}}
-spec:
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: 65532
-    seccompProfile: {{type: RuntimeDefault}}
-  containers:
-  - name: c
-    image: {image}
-    resources: {{requests: {{cpu: {cpu}, memory: 32Mi}}, limits: {{cpu: {cpu}, memory: 32Mi}}}}
-    securityContext:
-      allowPrivilegeEscalation: false
-      privileged: {privileged}
-      capabilities: {{drop: [ALL]}}
-"""
-
-
 @pytest.mark.parametrize(
     ("case", "expect"),
     [
@@ -240,15 +227,15 @@ spec:
 def test_admission_refuses_real_pods(
     cloud: Cloud, hello: dict[str, Any], case: str, expect: str
 ) -> None:
-    image, cpu, privileged = hello["images"]["v1"], "50m", "false"
+    image, cpu, privileged = hello["images"]["v1"], "50m", False
     if case == "privileged":
-        privileged = "true"
+        privileged = True
     elif case == "other-department-image":
         image = hello["images"]["rst"]
     else:
         cpu = "64"
     manifest = cloud.image_dir / f"pod-{case}.yaml"
-    manifest.write_text(POD.format(name=f"t-{case}", image=image, cpu=cpu, privileged=privileged))
+    manifest.write_text(pod(f"t-{case}", "gat-prod", image, cpu, privileged))
     r = cloud.kubectl("apply", "-f", str(manifest), kubeconfig=cloud.department("gat"))
     assert r.returncode != 0
     assert expect in r.stderr.lower(), r.stderr
