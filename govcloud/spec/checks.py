@@ -19,6 +19,7 @@ from govcloud.spec.model import (
     Hall,
     HostRole,
     Level,
+    SharedService,
     Spec,
 )
 
@@ -27,12 +28,12 @@ def check(spec: Spec) -> list[Problem]:
     problems: list[Problem] = []
     dept_codes = _check_departments(spec.departments, problems)
     _check_regions(spec, dept_codes, problems)
+    _check_licences(spec, dept_codes, problems)
     _check_datacenter(spec.datacenter, problems)
     _check_quotas(spec, problems)
     _check_network(spec, problems)
     _check_cluster(spec, problems)
     _check_identity(spec, problems)
-    _check_tls(spec, problems)
     _check_load(spec, problems)
     return problems
 
@@ -72,6 +73,51 @@ def _check_departments(departments: list[Department], out: list[Problem]) -> set
                 )
             )
     return set(seen)
+
+
+def _check_licences(spec: Spec, depts: set[str], out: list[Problem]) -> None:
+    """Licence types name a known issuer that reaches the e-licence library; a department's
+    read grants name known licence types and come with the exchange, the one way to read them."""
+    types = _duplicates(
+        ((f"licences[{i}].code", t.code) for i, t in enumerate(spec.licences)),
+        "licence type",
+        out,
+    )
+    for i, t in enumerate(spec.licences):
+        issuer = spec.department(t.issuer)
+        if issuer is None:
+            out.append(
+                Problem(
+                    f"licences[{i}].issuer",
+                    f'unknown department "{t.issuer}" (expected a code from departments)',
+                )
+            )
+        elif SharedService.E_LICENCE not in issuer.grants:
+            out.append(
+                Problem(
+                    f"licences[{i}].issuer",
+                    f'department "{t.issuer}" issues licences but is not granted '
+                    '"e-licence" (add it to its grants)',
+                )
+            )
+    for i, d in enumerate(spec.departments):
+        for j, code in enumerate(d.licence_reads):
+            if code not in types:
+                known = ", ".join(sorted(types)) or "none declared"
+                out.append(
+                    Problem(
+                        f"departments[{i}].licence_reads[{j}]",
+                        f'unknown licence type "{code}" (expected a code from licences: {known})',
+                    )
+                )
+        if d.licence_reads and SharedService.EXCHANGE not in d.grants:
+            out.append(
+                Problem(
+                    f"departments[{i}].licence_reads",
+                    'reading licences goes through the exchange: expected "exchange" in '
+                    "the department's grants",
+                )
+            )
 
 
 def _code_problem(path: str, level: Level, parent: str | None, code: str) -> Problem | None:
@@ -418,67 +464,6 @@ def _check_identity(spec: Spec, out: list[Problem]) -> None:
                 f"({ident.ssh_cert_max_ttl_minutes}), got {ident.ssh_cert_ttl_minutes}",
             )
         )
-
-
-def hall_server_names(spec: Spec) -> list[tuple[str, str]]:
-    """``(path, name)`` of every hall that declares its public name, in spec order."""
-    out: list[tuple[str, str]] = []
-
-    def add(path: str, hall: Hall | None) -> None:
-        if hall is not None and hall.server_name is not None:
-            out.append((f"{path}.hall.server_name", hall.server_name))
-
-    for pcode, province in spec.regions.items():
-        ppath = f"regions.{pcode}"
-        add(ppath, province.hall)
-        for ci, city in enumerate(province.cities):
-            cpath = f"{ppath}.cities[{ci}]"
-            add(cpath, city.hall)
-            for ki, county in enumerate(city.counties):
-                kpath = f"{cpath}.counties[{ki}]"
-                add(kpath, county.hall)
-                for ti, town in enumerate(county.townships):
-                    tpath = f"{kpath}.townships[{ti}]"
-                    add(tpath, town.hall)
-                    for vi, village in enumerate(town.villages):
-                        if village.hall is not None:
-                            add(f"{tpath}.villages[{vi}]", village.hall)
-    return out
-
-
-def under_domains(name: str, domains: Iterable[str]) -> bool:
-    """``name`` is one of ``domains`` or a name below one of them (label-wise, not by suffix:
-    ``evilgov.cn`` is not under ``gov.cn``)."""
-    return any(name == d or name.endswith("." + d) for d in domains)
-
-
-def _check_tls(spec: Spec, out: list[Problem]) -> None:
-    tls = spec.tls
-    for role in ("edge", "internal"):
-        ttl = getattr(tls, role).ttl_hours
-        if ttl > tls.max_ttl_hours:
-            out.append(
-                Problem(
-                    f"tls.{role}.ttl_hours",
-                    f"expected at most tls.max_ttl_hours ({tls.max_ttl_hours}), the PKI's "
-                    f"maximum, got {ttl}",
-                )
-            )
-    allowed = tls.edge.allowed_domains
-    first: dict[str, str] = {}
-    for path, name in hall_server_names(spec):
-        if not under_domains(name, allowed):
-            out.append(
-                Problem(
-                    path,
-                    f"expected a name under tls.edge.allowed_domains ({', '.join(allowed)}), "
-                    f'got "{name}"',
-                )
-            )
-        if name in first:
-            out.append(Problem(path, f'duplicate hall name "{name}", first used at {first[name]}'))
-        else:
-            first[name] = path
 
 
 def _check_load(spec: Spec, out: list[Problem]) -> None:

@@ -98,6 +98,45 @@ _SYLLABLES = (
 )
 
 
+# e-licence types (电子证照): (code, name, issuing department, holder)
+LICENCE_TYPES: tuple[tuple[str, str, str, str], ...] = (
+    ("id-card", "居民身份证", "gat", "citizen"),
+    ("household-register", "居民户口簿", "gat", "citizen"),
+    ("business-licence", "营业执照", "scjgj", "enterprise"),
+    ("marriage-certificate", "结婚证", "mzt", "citizen"),
+    ("birth-certificate", "出生医学证明", "wjw", "citizen"),
+    ("social-security-card", "社会保障卡", "rst", "citizen"),
+)
+# which licence types each lab department reads through the exchange
+LAB_LICENCE_READS: dict[str, list[str]] = {
+    "gat": ["marriage-certificate", "birth-certificate"],
+    "wjw": ["id-card", "marriage-certificate"],
+    "mzt": ["id-card", "birth-certificate"],
+    "dsjj": ["id-card", "business-licence", "marriage-certificate", "birth-certificate"],
+}
+
+
+def _licences(depts: list[dict[str, Any]], reads: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The licence types whose issuer is among ``depts`` (issuers are granted the library);
+    each department's read grants, kept to those types."""
+    by_code = {d["code"]: d for d in depts}
+    types = []
+    for code, name, issuer, holder in LICENCE_TYPES:
+        if issuer not in by_code:
+            continue
+        types.append({"code": code, "name": name, "issuer": issuer, "holder": holder})
+        grants = by_code[issuer].setdefault("grants", [])
+        if "e-licence" not in grants:
+            grants.append("e-licence")
+    known = {t["code"] for t in types}
+    for code, wanted in reads.items():
+        dept = by_code.get(code)
+        if dept is None or "exchange" not in dept.get("grants", []):
+            continue
+        dept["licence_reads"] = [t for t in wanted if t in known]
+    return types
+
+
 def _name(rng: random.Random, suffix: str) -> str:
     return rng.choice(_SYLLABLES) + rng.choice(_SYLLABLES) + suffix
 
@@ -112,29 +151,11 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
     return counts
 
 
-def _hall(
-    kind: str, windows: int, depts: list[str] | None = None, *, name: str | None = None
-) -> dict[str, Any]:
+def _hall(kind: str, windows: int, depts: list[str] | None = None) -> dict[str, Any]:
     hall: dict[str, Any] = {"kind": kind, "windows": windows, "hours": "09:00-17:00"}
     if depts:
         hall["departments"] = depts
-    if name:
-        hall["server_name"] = name
     return hall
-
-
-#: the province's government-service portal (贵州政务服务网): the halls' public names are it and
-#: one name per city below it
-PORTAL = "zwfw.guizhou.gov.cn"
-
-
-def _tls() -> dict[str, Any]:
-    return {
-        "max_ttl_hours": 2160,
-        "renew_before": 0.34,
-        "edge": {"ttl_hours": 720, "allowed_domains": [PORTAL]},
-        "internal": {"ttl_hours": 720, "allowed_domains": ["govcloud.local"]},
-    }
 
 
 def _department(
@@ -291,6 +312,7 @@ def lab() -> dict[str, Any]:
             disk=200,
         ),
     ]
+    licences = _licences(depts, LAB_LICENCE_READS)
     dept_codes = [d["code"] for d in depts]
     cities = []
     for ci, (ccode, cname) in enumerate((("5201", "贵阳市"), ("5203", "遵义市"))):
@@ -324,7 +346,7 @@ def lab() -> dict[str, Any]:
             {
                 "code": ccode,
                 "name": cname,
-                "hall": _hall("政务服务中心", 60, dept_codes, name=f"{ccode}.{PORTAL}"),
+                "hall": _hall("政务服务中心", 60, dept_codes),
                 "counties": counties,
             }
         )
@@ -351,11 +373,12 @@ def lab() -> dict[str, Any]:
             "52": {
                 "name": "贵州省",
                 "population": 38_560_000,
-                "hall": _hall("政务服务中心", 120, dept_codes, name=PORTAL),
+                "hall": _hall("政务服务中心", 120, dept_codes),
                 "cities": cities,
             }
         },
         "departments": depts,
+        "licences": licences,
         "datacenter": _datacenter("实验数据中心", 4, 6.0, hosts, pools, ups_kva=10, cooling_kw=8),
         "network": {
             "supernets": {
@@ -367,7 +390,6 @@ def lab() -> dict[str, Any]:
         },
         "identity": _identity(),
         "load": {"peak_factor": 3.0, "surge_factor": 8.0},
-        "tls": _tls(),
     }
 
 
@@ -397,6 +419,10 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
                 vm=i % 10 == 3,
             )
         )
+    licences = _licences(
+        depts,
+        {d["code"]: [t for t, _, issuer, _ in LICENCE_TYPES if issuer != d["code"]] for d in depts},
+    )
     dept_codes = [d["code"] for d in depts]
 
     n_counties = sum(c[2] for c in GUIZHOU_CITIES)
@@ -432,7 +458,7 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
             {
                 "code": ccode,
                 "name": cname,
-                "hall": _hall("政务服务中心", 60, dept_codes[:40], name=f"{ccode}.{PORTAL}"),
+                "hall": _hall("政务服务中心", 60, dept_codes[:40]),
                 "counties": counties,
             }
         )
@@ -477,11 +503,12 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
             "52": {
                 "name": "贵州省",
                 "population": 38_560_000,
-                "hall": _hall("政务服务中心", 120, dept_codes, name=PORTAL),
+                "hall": _hall("政务服务中心", 120, dept_codes),
                 "cities": cities,
             }
         },
         "departments": depts,
+        "licences": licences,
         "datacenter": _datacenter(
             "省政务云数据中心", 24, 8.0, hosts, pools, ups_kva=60, cooling_kw=50
         ),
@@ -494,7 +521,6 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
         },
         "identity": _identity(),
         "load": {"peak_factor": 3.0, "surge_factor": 8.0},
-        "tls": _tls(),
     }
 
 

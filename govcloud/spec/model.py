@@ -29,10 +29,6 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
-#: a lower-case DNS name of two labels or more (no wildcard, no trailing dot)
-DNS_NAME_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
-DnsName = Annotated[StrictStr, Field(pattern=DNS_NAME_PATTERN, max_length=253)]
-
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -91,7 +87,6 @@ class Hall(_Model):
     windows: NonNegativeInt = 1
     hours: StrictStr = "09:00-17:00"
     departments: list[Slug] = Field(default_factory=list)
-    server_name: DnsName | None = None  # its public name at the edge, under tls.edge's domains
 
     @field_validator("hours")
     @classmethod
@@ -191,6 +186,22 @@ class SharedService(StrEnum):
     PAYMENT = "payment"  # 统一支付
 
 
+class LicenceHolder(StrEnum):
+    """Who holds a licence type, and so which identifier looks it up."""
+
+    CITIZEN = "citizen"  # 18-character citizen ID number (GB 11643)
+    ENTERPRISE = "enterprise"  # 18-character unified social credit code (GB 32100)
+
+
+class LicenceType(_Model):
+    """A type of e-licence (电子证照) one department issues into the e-licence library."""
+
+    code: Slug
+    name: StrictStr = Field(min_length=1)
+    issuer: Slug  # the issuing department's code
+    holder: LicenceHolder = LicenceHolder.CITIZEN
+
+
 class App(_Model):
     name: Slug
     level: Level | None = None  # the hall level it serves, if any
@@ -204,6 +215,8 @@ class Department(_Model):
     tenant: TenantSizing
     apps: list[App] = Field(default_factory=list)
     grants: list[SharedService] = Field(default_factory=list)  # shared services it may reach
+    # licence types (codes from ``licences``) it may read through the exchange
+    licence_reads: list[Slug] = Field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,27 +413,6 @@ class Identity(_Model):
     token_ttl_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
 
 
-class TlsRole(_Model):
-    """One use of the PKI's certificates: how long they live, which names they may carry."""
-
-    ttl_hours: PositiveInt
-    allowed_domains: list[DnsName] = Field(min_length=1)  # the names themselves and below them
-
-
-class Tls(_Model):
-    """Service certificates from OpenBao's PKI (security.pki): the edge's public names and the
-    services' own (the hall to PostgreSQL, log shipping), renewed before they run out."""
-
-    max_ttl_hours: PositiveInt = 2160  # no certificate of the PKI lives longer (90 days)
-    renew_before: Annotated[float, Field(gt=0, lt=1)] = 0.34  # share of its life left: renew
-    edge: TlsRole = Field(
-        default_factory=lambda: TlsRole(ttl_hours=720, allowed_domains=["gov.cn"])
-    )
-    internal: TlsRole = Field(
-        default_factory=lambda: TlsRole(ttl_hours=720, allowed_domains=["govcloud.local"])
-    )
-
-
 class Slo(_Model):
     p95_ms: PositiveFloat = 500
     p99_ms: PositiveFloat = 1500
@@ -463,12 +455,12 @@ class Spec(_Model):
     name: Slug
     regions: dict[StrictStr, Province] = Field(min_length=1)
     departments: list[Department] = Field(min_length=1)
+    licences: list[LicenceType] = Field(default_factory=list)  # e-licence types (电子证照)
     datacenter: DataCenter
     network: Network = Field(default_factory=Network)
     identity: Identity
     load: Load = Field(default_factory=Load)
     cluster: Cluster = Field(default_factory=Cluster)
-    tls: Tls = Field(default_factory=Tls)
 
     # -- convenience walks -------------------------------------------------------------------
 
