@@ -34,6 +34,7 @@ def check(spec: Spec) -> list[Problem]:
     _check_network(spec, problems)
     _check_cluster(spec, problems)
     _check_identity(spec, problems)
+    _check_tls(spec, problems)
     _check_load(spec, problems)
     return problems
 
@@ -464,6 +465,67 @@ def _check_identity(spec: Spec, out: list[Problem]) -> None:
                 f"({ident.ssh_cert_max_ttl_minutes}), got {ident.ssh_cert_ttl_minutes}",
             )
         )
+
+
+def hall_server_names(spec: Spec) -> list[tuple[str, str]]:
+    """``(path, name)`` of every hall that declares its public name, in spec order."""
+    out: list[tuple[str, str]] = []
+
+    def add(path: str, hall: Hall | None) -> None:
+        if hall is not None and hall.server_name is not None:
+            out.append((f"{path}.hall.server_name", hall.server_name))
+
+    for pcode, province in spec.regions.items():
+        ppath = f"regions.{pcode}"
+        add(ppath, province.hall)
+        for ci, city in enumerate(province.cities):
+            cpath = f"{ppath}.cities[{ci}]"
+            add(cpath, city.hall)
+            for ki, county in enumerate(city.counties):
+                kpath = f"{cpath}.counties[{ki}]"
+                add(kpath, county.hall)
+                for ti, town in enumerate(county.townships):
+                    tpath = f"{kpath}.townships[{ti}]"
+                    add(tpath, town.hall)
+                    for vi, village in enumerate(town.villages):
+                        if village.hall is not None:
+                            add(f"{tpath}.villages[{vi}]", village.hall)
+    return out
+
+
+def under_domains(name: str, domains: Iterable[str]) -> bool:
+    """``name`` is one of ``domains`` or a name below one of them (label-wise, not by suffix:
+    ``evilgov.cn`` is not under ``gov.cn``)."""
+    return any(name == d or name.endswith("." + d) for d in domains)
+
+
+def _check_tls(spec: Spec, out: list[Problem]) -> None:
+    tls = spec.tls
+    for role in ("edge", "internal"):
+        ttl = getattr(tls, role).ttl_hours
+        if ttl > tls.max_ttl_hours:
+            out.append(
+                Problem(
+                    f"tls.{role}.ttl_hours",
+                    f"expected at most tls.max_ttl_hours ({tls.max_ttl_hours}), the PKI's "
+                    f"maximum, got {ttl}",
+                )
+            )
+    allowed = tls.edge.allowed_domains
+    first: dict[str, str] = {}
+    for path, name in hall_server_names(spec):
+        if not under_domains(name, allowed):
+            out.append(
+                Problem(
+                    path,
+                    f"expected a name under tls.edge.allowed_domains ({', '.join(allowed)}), "
+                    f'got "{name}"',
+                )
+            )
+        if name in first:
+            out.append(Problem(path, f'duplicate hall name "{name}", first used at {first[name]}'))
+        else:
+            first[name] = path
 
 
 def _check_load(spec: Spec, out: list[Problem]) -> None:

@@ -151,11 +151,29 @@ def _split(total: int, parts: int, rng: random.Random) -> list[int]:
     return counts
 
 
-def _hall(kind: str, windows: int, depts: list[str] | None = None) -> dict[str, Any]:
+def _hall(
+    kind: str, windows: int, depts: list[str] | None = None, *, name: str | None = None
+) -> dict[str, Any]:
     hall: dict[str, Any] = {"kind": kind, "windows": windows, "hours": "09:00-17:00"}
     if depts:
         hall["departments"] = depts
+    if name:
+        hall["server_name"] = name
     return hall
+
+
+#: the province's government-service portal (贵州政务服务网): the halls' public names are it and
+#: one name per city below it
+PORTAL = "zwfw.guizhou.gov.cn"
+
+
+def _tls() -> dict[str, Any]:
+    return {
+        "max_ttl_hours": 2160,
+        "renew_before": 0.34,
+        "edge": {"ttl_hours": 720, "allowed_domains": [PORTAL]},
+        "internal": {"ttl_hours": 720, "allowed_domains": ["govcloud.local"]},
+    }
 
 
 def _department(
@@ -346,7 +364,7 @@ def lab() -> dict[str, Any]:
             {
                 "code": ccode,
                 "name": cname,
-                "hall": _hall("政务服务中心", 60, dept_codes),
+                "hall": _hall("政务服务中心", 60, dept_codes, name=f"{ccode}.{PORTAL}"),
                 "counties": counties,
             }
         )
@@ -373,7 +391,7 @@ def lab() -> dict[str, Any]:
             "52": {
                 "name": "贵州省",
                 "population": 38_560_000,
-                "hall": _hall("政务服务中心", 120, dept_codes),
+                "hall": _hall("政务服务中心", 120, dept_codes, name=PORTAL),
                 "cities": cities,
             }
         },
@@ -390,6 +408,7 @@ def lab() -> dict[str, Any]:
         },
         "identity": _identity(),
         "load": {"peak_factor": 3.0, "surge_factor": 8.0},
+        "tls": _tls(),
     }
 
 
@@ -458,7 +477,7 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
             {
                 "code": ccode,
                 "name": cname,
-                "hall": _hall("政务服务中心", 60, dept_codes[:40]),
+                "hall": _hall("政务服务中心", 60, dept_codes[:40], name=f"{ccode}.{PORTAL}"),
                 "counties": counties,
             }
         )
@@ -503,7 +522,7 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
             "52": {
                 "name": "贵州省",
                 "population": 38_560_000,
-                "hall": _hall("政务服务中心", 120, dept_codes),
+                "hall": _hall("政务服务中心", 120, dept_codes, name=PORTAL),
                 "cities": cities,
             }
         },
@@ -521,6 +540,7 @@ def guizhou(scale: float = 1.0, seed: int = 52) -> dict[str, Any]:
         },
         "identity": _identity(),
         "load": {"peak_factor": 3.0, "surge_factor": 8.0},
+        "tls": _tls(),
     }
 
 

@@ -29,6 +29,10 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
+#: a lower-case DNS name of two labels or more (no wildcard, no trailing dot)
+DNS_NAME_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"
+DnsName = Annotated[StrictStr, Field(pattern=DNS_NAME_PATTERN, max_length=253)]
+
 _HOURS = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
 
 
@@ -87,6 +91,7 @@ class Hall(_Model):
     windows: NonNegativeInt = 1
     hours: StrictStr = "09:00-17:00"
     departments: list[Slug] = Field(default_factory=list)
+    server_name: DnsName | None = None  # its public name at the edge, under tls.edge's domains
 
     @field_validator("hours")
     @classmethod
@@ -413,6 +418,27 @@ class Identity(_Model):
     token_ttl_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
 
 
+class TlsRole(_Model):
+    """One use of the PKI's certificates: how long they live, which names they may carry."""
+
+    ttl_hours: PositiveInt
+    allowed_domains: list[DnsName] = Field(min_length=1)  # the names themselves and below them
+
+
+class Tls(_Model):
+    """Service certificates from OpenBao's PKI (security.pki): the edge's public names and the
+    services' own (the hall to PostgreSQL, log shipping), renewed before they run out."""
+
+    max_ttl_hours: PositiveInt = 2160  # no certificate of the PKI lives longer (90 days)
+    renew_before: Annotated[float, Field(gt=0, lt=1)] = 0.34  # share of its life left: renew
+    edge: TlsRole = Field(
+        default_factory=lambda: TlsRole(ttl_hours=720, allowed_domains=["gov.cn"])
+    )
+    internal: TlsRole = Field(
+        default_factory=lambda: TlsRole(ttl_hours=720, allowed_domains=["govcloud.local"])
+    )
+
+
 class Slo(_Model):
     p95_ms: PositiveFloat = 500
     p99_ms: PositiveFloat = 1500
@@ -461,6 +487,7 @@ class Spec(_Model):
     identity: Identity
     load: Load = Field(default_factory=Load)
     cluster: Cluster = Field(default_factory=Cluster)
+    tls: Tls = Field(default_factory=Tls)
 
     # -- convenience walks -------------------------------------------------------------------
 
