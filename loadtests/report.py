@@ -3,8 +3,9 @@
 - ``timeline.csv``: per time bucket and level, requests, failures, req/s, p50/p95/p99;
 - ``latency.png``, ``throughput.png``, ``errors.png``: those series per level over time;
 - ``report.html``: the gate's verdict and breaches, page loads against API calls, per-level and
-  per-endpoint tables, the charts
-  and a link to locust's report (``locust.html``).
+  per-endpoint tables, the charts, the capacity plan for this run's load (what the cloud needs to
+  serve it at the target utilisation, ``loadtests.capacity``) and a link to locust's report
+  (``locust.html``).
 """
 
 from __future__ import annotations
@@ -120,12 +121,104 @@ def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def write_report(report_dir: Path, meta: dict[str, Any]) -> Path:
-    """Render the charts, the CSV and ``report.html`` from ``gate.json`` and ``timeline.json``."""
+def run_capacity(
+    report_dir: Path, per_level: dict[str, list[dict[str, float]]]
+) -> dict[str, Any] | None:
+    """The capacity plan for this run's load, from the run's ``config.json``: the open model's
+    top of the curve (peak × the profile's highest point), or in the closed model the highest
+    throughput measured; CPU per request from ``costs.json`` in the report directory when a
+    benchmark left one there, else the built-in figures. None when the run left no config."""
+    from govcloud.errors import InputError
+    from loadtests import capacity as cap
+
+    path = report_dir / "config.json"
+    if not path.exists():
+        return None
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if cfg.get("mode") == "rate":
+        peak = float(cfg["peak"])
+        multiple = max(float(v) for _, v in cfg["points"])
+        basis = f"this run's offered load: peak {peak:g}/s × {multiple:g} at the top of the curve"
+    else:
+        starts = {r["t"] for recs in per_level.values() for r in recs}
+        totals = [
+            sum(r["rps"] for recs in per_level.values() for r in recs if r["t"] == t)
+            for t in starts
+        ]
+        peak, multiple = max(totals, default=0.0), 1.0
+        basis = "the highest throughput this run measured (closed model)"
+    if peak <= 0:
+        return None
+    mix = {lv: float(cfg.get("level_mix", {}).get(lv, 0.0)) for lv in LEVELS}
+    demand = cap.Demand(peak_rps=peak, surge_multiple=multiple, level_mix=mix, basis=basis)
+    try:
+        costs_path = report_dir / "costs.json"
+        costs = cap.load_costs(costs_path if costs_path.exists() else None)
+        try:
+            from clusters.deploy.spec import load_app
+
+            replica_cpu = cap.hall_replica_cpu(load_app(cap.HALL_APP_SPEC), "hall app spec")
+            source = "the hall's app spec (resources)"
+        except InputError:
+            replica_cpu, source = cap.DEFAULT_REPLICA_CPU, "default (the hall's app spec unread)"
+        sizes = cap.Sizes(replica_cpu=replica_cpu, replica_cpu_source=source)
+        slo = {lv: float(s["p95_ms"]) for lv, s in cfg.get("slo", {}).items()}
+        return cap.plan_capacity(demand, costs, sizes, slo).as_dict()
+    except InputError as exc:
+        return {"error": exc.render()}
+
+
+def capacity_section(plan: dict[str, Any] | None) -> str:
+    """The report's capacity section (empty without a plan)."""
+    if not plan:
+        return ""
+    if "error" in plan:
+        return f"<h2>Capacity</h2><p>No capacity plan: {html.escape(plan['error'])}</p>"
+    d, c, s = plan["demand"], plan["costs"], plan["sizes"]
+    rows = [
+        {**lp, "surge_rps": f"{lp['surge_rps']:.1f}"}
+        | {
+            k: f"{lp[k]:.2f}"
+            for k in ("hall_cores", "postgresql_cores", "nginx_cores", "node_cores")
+        }
+        for lp in [*plan["levels"], plan["total"]]
+    ]
+    cols = [
+        ("level", "level"),
+        ("surge_rps", "req/s"),
+        ("hall_cores", "hall cores"),
+        ("hall_replicas", "hall replicas"),
+        ("postgresql_cores", "PostgreSQL cores"),
+        ("nginx_cores", "nginx cores"),
+        ("node_cores", "node cores"),
+        ("nodes", "nodes"),
+    ]
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in plan["notes"])
+    return f"""<h2>Capacity for this load</h2>
+<p>{html.escape(d["basis"])}: {d["surge_rps"]:.1f} requests/s. CPU per request: hall
+{c["hall_ms"]:g} ms, PostgreSQL {c["postgresql_ms"]:g} ms, nginx {c["nginx_ms"]:g} ms
+({html.escape(c["source"])}, {html.escape(c["measured_at"])}, {html.escape(c["measured_where"])}).
+Cores at {s["utilisation"]:.0%} utilisation; replicas of {s["replica_cpu"]:g} CPU
+({html.escape(s["replica_cpu_source"])}); nodes of {s["node_cores"]} cores
+({html.escape(s["node_cores_source"])}). <code>govcloud loadtest capacity</code> plans the
+spec's own surge.</p>
+{_table(rows, cols)}
+<ul>{notes}</ul>
+"""
+
+
+def write_report(
+    report_dir: Path, meta: dict[str, Any], capacity: dict[str, Any] | None = None
+) -> Path:
+    """Render the charts, the CSV and ``report.html`` from ``gate.json`` and ``timeline.json``.
+    ``capacity``: a capacity plan (``Plan.as_dict()``) to show; by default the plan for this
+    run's own load (:func:`run_capacity`)."""
     gate = json.loads((report_dir / "gate.json").read_text(encoding="utf-8"))
     timeline = json.loads((report_dir / "timeline.json").read_text(encoding="utf-8"))
     _, per_level = series(timeline)
     write_csv(report_dir / "timeline.csv", per_level)
+    if capacity is None:
+        capacity = run_capacity(report_dir, per_level)
     slo = meta.get("slo", {})
     _chart(
         report_dir / "latency.png",
@@ -202,6 +295,7 @@ apps and staff tools call the JSON API.</p>
 <img src="errors.png" alt="error ratio per level over time">
 <h2>Per endpoint</h2>
 {_table(ep_rows, [("level", "level"), ("endpoint", "endpoint"), *fig_cols])}
+{capacity_section(capacity)}
 <p>Raw data: <a href="timeline.csv">timeline.csv</a>, locust's <a href="locust.html">HTML
 report</a> and <code>stats_*.csv</code>.</p>
 </body></html>

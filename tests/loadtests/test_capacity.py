@@ -380,3 +380,53 @@ def test_malformed_costs_files(tmp_path: Path) -> None:
 )
 def test_endpoint_class(name: str, cls: str | None) -> None:
     assert cap.endpoint_class(name) == cls
+
+
+# -- the report's section ------------------------------------------------------------------------
+
+
+def run_config(tmp_path: Path, mode: str = "rate") -> None:
+    mix = {"province": 0.25, "city": 0.0, "county": 0.75, "township": 0.0, "village": 0.0}
+    cfg = {
+        "mode": mode,
+        "peak": 10.0,
+        "points": [[0.0, 1.0], [0.5, 8.0], [1.0, 1.0]],
+        "level_mix": mix,
+        "slo": {lv: {"p95_ms": 500.0, "p99_ms": 1500.0, "error_ratio": 0.01} for lv in mix},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+
+
+def test_report_capacity_for_the_runs_load(tmp_path: Path) -> None:
+    from loadtests.report import capacity_section, run_capacity
+
+    run_config(tmp_path)
+    costs = cap.costs_document(at="2026-12-01", where="bench", hall_ms=5.0)
+    (tmp_path / "costs.json").write_text(json.dumps(costs), encoding="utf-8")
+    plan = run_capacity(tmp_path, {})
+    assert plan is not None and "error" not in plan
+    # the open model's top: 10/s × 8 = 80/s; the costs file the bench left in the directory
+    assert plan["total"]["surge_rps"] == pytest.approx(80)
+    assert plan["costs"]["hall_ms"] == 5.0
+    # 80/s × 5 ms / 0.6 = 0.667 hall cores
+    assert plan["total"]["hall_cores"] == pytest.approx(0.667, abs=0.001)
+    page = capacity_section(plan)
+    assert "Capacity for this load" in page and "80.0 requests/s" in page
+
+
+def test_report_capacity_closed_model_and_bad_costs(tmp_path: Path) -> None:
+    from loadtests.report import capacity_section, run_capacity
+
+    run_config(tmp_path, mode="users")
+    per_level = {
+        "province": [{"t": 0, "rps": 5.0}, {"t": 5, "rps": 7.0}],
+        "county": [{"t": 0, "rps": 10.0}, {"t": 5, "rps": 20.0}],
+    }
+    plan = run_capacity(tmp_path, per_level)
+    assert plan is not None
+    assert plan["total"]["surge_rps"] == pytest.approx(27.0)  # the busiest bucket, 7 + 20
+    (tmp_path / "costs.json").write_text("{", encoding="utf-8")
+    bad = run_capacity(tmp_path, per_level)
+    assert bad is not None and "costs.json" in bad["error"]
+    assert "No capacity plan" in capacity_section(bad)
+    assert run_capacity(tmp_path / "absent", {}) is None and capacity_section(None) == ""
