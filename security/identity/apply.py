@@ -28,8 +28,10 @@ from security.identity.plan import (
     IdentityPlan,
     check_isolation,
 )
-from security.openbao.client import Bao, BaoError, BaoInvalid, BaoNotFound
+from security.openbao.client import Bao, BaoError, BaoForbidden, BaoInvalid, BaoNotFound
 from security.openbao.cluster import Paths, read_secret, write_secret
+from security.pki.root import RootPaths
+from security.pki.setup import ensure_pki
 
 CREDENTIALS_WARNING = (
     "WARNING: lab credentials (passwords and TOTP secrets) of every govcloud identity. Give each "
@@ -118,6 +120,21 @@ def apply_system(bao: Bao, plan: IdentityPlan, report: ApplyReport) -> None:
         ttl=HOST_CERT_TTL,
         max_ttl=HOST_CERT_TTL,
     )
+
+
+def apply_pki(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyReport) -> None:
+    """The service PKI's mount, intermediate and roles (:mod:`security.pki.setup`)."""
+    if plan.pki is None:
+        return
+    try:
+        report.changed += ensure_pki(bao, plan.pki, RootPaths.under(paths.root))
+    except BaoForbidden as exc:
+        raise OperationError(
+            f"{exc}: the system administrators' policy predates the service PKI. Administrator "
+            "policies are written only with a root token (the security administrator may not "
+            "change them): generate one with the unseal shares (bao operator generate-root), "
+            "run identity apply with it, revoke it"
+        ) from exc
 
 
 def apply_security(
@@ -247,6 +264,9 @@ def apply(
     apply_system(actors.system, plan, report)
     say("security administrator: auth, policies, users, groups, SSH grants, MFA")
     apply_security(actors.security, plan, creds, report)
+    if plan.pki is not None:
+        say("system administrator: the service PKI (intermediate below the offline root)")
+        apply_pki(actors.system, plan, creds.paths, report)
     creds.save()
     return report
 

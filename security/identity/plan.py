@@ -11,7 +11,10 @@
   the audit devices, policies, groups; changes nothing);
 - TOTP MFA enforced on the administrators' logins;
 - the SSH CAs: user certificates signed per group (the principal *is* the group name), host
-  certificates for every managed host; which principals each host account accepts.
+  certificates for every managed host; which principals each host account accepts;
+- the service PKI (:mod:`security.pki.plan`): an intermediate in OpenBao below an offline root,
+  roles per use (edge, internal); its mount and certificates are the system administrator's,
+  the audit administrator may read what was issued.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from govcloud.naming import DEPARTMENT_ROLES, admin_group, department_group, kv_mount
 from govcloud.spec.model import AuthMethod, Spec
 from infra.inventory import InvHost
+from security.pki.plan import EDGE_ROLE, INTERNAL_ROLE, PKI_MOUNT, PkiPlan, make_pki_plan
 
 USERPASS = "userpass"
 SSH_USER_MOUNT = "ssh-client-signer"
@@ -97,6 +101,7 @@ class IdentityPlan:
     ssh_max_ttl: str
     host_accounts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     host_principals: dict[str, list[str]] = field(default_factory=dict)
+    pki: PkiPlan | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -115,6 +120,7 @@ class IdentityPlan:
             "ssh_ttl": self.ssh_ttl,
             "ssh_max_ttl": self.ssh_max_ttl,
             "host_accounts": self.host_accounts,
+            "pki": self.pki.as_dict() if self.pki else None,
         }
 
 
@@ -171,7 +177,29 @@ def system_policy() -> Policy:
             Rule(f"{SSH_HOST_MOUNT}/roles/{HOST_ROLE}", ("create", "read", "update")),
             Rule(f"{SSH_HOST_MOUNT}/sign/{HOST_ROLE}", ("update",)),
             Rule(f"{SSH_USER_MOUNT}/sign/system", ("update",)),
+            *pki_system_rules(),
         ),
+    )
+
+
+def pki_system_rules() -> tuple[Rule, ...]:
+    """The system administrator runs the service PKI: its mount, intermediate, roles, and the
+    issue of service certificates (never a root: there is none online to reach)."""
+    m = PKI_MOUNT
+    return (
+        Rule(f"sys/mounts/{m}", ("create", "read", "update")),
+        Rule(f"sys/mounts/{m}/tune", ("create", "read", "update")),
+        Rule(f"{m}/intermediate/generate/internal", ("update",)),
+        Rule(f"{m}/intermediate/set-signed", ("update",)),
+        Rule(f"{m}/issuer/*", ("read",)),
+        Rule(f"{m}/config/issuers", ("read", "update")),
+        Rule(f"{m}/roles/*", ("create", "read", "update")),
+        Rule(f"{m}/issue/{EDGE_ROLE}", ("update",)),
+        Rule(f"{m}/issue/{INTERNAL_ROLE}", ("update",)),
+        Rule(f"{m}/certs", ("list",)),
+        Rule(f"{m}/cert/*", ("read",)),
+        Rule(f"{m}/revoke", ("update",)),
+        Rule(f"{m}/tidy", ("update",)),
     )
 
 
@@ -225,6 +253,8 @@ def audit_policy() -> Policy:
             Rule(f"{SSH_USER_MOUNT}/roles", ("list",)),
             Rule(f"{SSH_USER_MOUNT}/roles/*", ("read",)),
             Rule(f"{SSH_USER_MOUNT}/sign/audit", ("update",)),  # SSH to read the audit files
+            Rule(f"{PKI_MOUNT}/certs", ("list",)),  # which service certificates were issued
+            Rule(f"{PKI_MOUNT}/cert/*", ("read",)),
         ),
     )
 
@@ -342,6 +372,7 @@ def make_identity_plan(spec: Spec, hosts: list[InvHost] | None = None) -> Identi
         token_ttl=_minutes(ident.token_ttl_minutes),
         ssh_ttl=_minutes(ident.ssh_cert_ttl_minutes),
         ssh_max_ttl=_minutes(max(ident.ssh_cert_max_ttl_minutes, ident.ssh_cert_ttl_minutes)),
+        pki=make_pki_plan(spec),
     )
     if hosts is not None:
         plan.host_accounts = host_accounts(spec, hosts)

@@ -466,3 +466,105 @@ class Bao:
     def calculate_audit_hash(self, device: str, value: str) -> str:
         resp = self._write(f"sys/audit-hash/{device}", f"hash with {device}", input=value)
         return str(resp["data"]["hash"])
+
+    # -- PKI (X.509) -------------------------------------------------------------------------
+
+    def generate_intermediate_csr(
+        self, common_name: str, *, mount_point: str, **params: Any
+    ) -> str:
+        """A new key pair inside the mount (it never leaves OpenBao) and its CSR, to be signed
+        by the offline root."""
+        resp = self._write(
+            f"{mount_point}/intermediate/generate/internal",
+            f"generate an intermediate CSR in {mount_point}",
+            common_name=common_name,
+            **params,
+        )
+        return str(resp["data"]["csr"]).strip()
+
+    def set_signed_intermediate(self, pem_bundle: str, *, mount_point: str) -> list[str]:
+        """Import the signed intermediate (with its chain); returns the issuer ids imported."""
+        resp = self._write(
+            f"{mount_point}/intermediate/set-signed",
+            f"import the signed intermediate into {mount_point}",
+            certificate=pem_bundle,
+        )
+        return [str(i) for i in ((resp or {}).get("data") or {}).get("imported_issuers") or []]
+
+    def read_pki_issuer(
+        self, issuer_ref: str = "default", *, mount_point: str
+    ) -> dict[str, Any] | None:
+        """The issuer (``certificate``, ``ca_chain``, ``issuer_id``...), or None when the mount
+        has none yet."""
+        try:
+            resp = self._read(
+                f"{mount_point}/issuer/{issuer_ref}", f"read issuer {issuer_ref} of {mount_point}"
+            )
+        except (BaoNotFound, BaoInvalid):
+            return None
+        except BaoError as exc:  # a 500 "no default issuer currently configured"
+            if "no default issuer" in str(exc):
+                return None
+            raise
+        data = (resp or {}).get("data")
+        return dict(data) if data else None
+
+    def set_default_pki_issuer(self, issuer_id: str, *, mount_point: str) -> None:
+        self._write(
+            f"{mount_point}/config/issuers",
+            f"set the default issuer of {mount_point}",
+            default=issuer_id,
+        )
+
+    def read_pki_role(self, name: str, *, mount_point: str) -> dict[str, Any] | None:
+        try:
+            resp = self._read(f"{mount_point}/roles/{name}", f"read PKI role {name}")
+        except BaoNotFound:
+            return None
+        data = (resp or {}).get("data")
+        return dict(data) if data else None
+
+    def create_or_update_pki_role(self, name: str, *, mount_point: str, **params: Any) -> None:
+        self._write(f"{mount_point}/roles/{name}", f"write PKI role {name}", **params)
+
+    def issue_pki_certificate(
+        self, role: str, common_name: str, *, mount_point: str, **params: Any
+    ) -> dict[str, Any]:
+        """A new key and certificate from ``role`` (``certificate``, ``private_key``,
+        ``issuing_ca``, ``ca_chain``, ``serial_number``, ``expiration``). The key is generated
+        by OpenBao and returned once; the issue is in the audit trail."""
+        resp = self._write(
+            f"{mount_point}/issue/{role}",
+            f"issue a certificate for {common_name} with {mount_point}/{role}",
+            common_name=common_name,
+            **params,
+        )
+        return dict(resp["data"])
+
+    def list_pki_certificates(self, *, mount_point: str) -> list[str]:
+        """Serial numbers of the certificates the mount has issued (and stored)."""
+        try:
+            return self._list(f"{mount_point}/certs", f"list certificates of {mount_point}")
+        except BaoNotFound:
+            return []
+
+    def read_pki_certificate(self, serial: str, *, mount_point: str) -> str | None:
+        try:
+            resp = self._read(f"{mount_point}/cert/{serial}", f"read certificate {serial}")
+        except BaoNotFound:
+            return None
+        cert = ((resp or {}).get("data") or {}).get("certificate")
+        return str(cert) if cert else None
+
+    def revoke_pki_certificate(self, serial: str, *, mount_point: str) -> None:
+        self._write(f"{mount_point}/revoke", f"revoke certificate {serial}", serial_number=serial)
+
+    def tidy_pki(self, *, mount_point: str, safety_buffer: str = "72h") -> None:
+        """Forget expired certificates and revoked entries (a background job in OpenBao)."""
+        self._write(
+            f"{mount_point}/tidy",
+            f"tidy {mount_point}",
+            tidy_cert_store=True,
+            tidy_revoked_certs=True,
+            safety_buffer=safety_buffer,
+        )

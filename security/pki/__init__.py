@@ -1,0 +1,1 @@
+"""The cloud's service PKI: an offline root, an intermediate in OpenBao, certificates per use."""
