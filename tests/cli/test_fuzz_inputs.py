@@ -37,6 +37,8 @@ SPEC_COMMANDS: list[list[str]] = [
     ["tenants", "plan"],
     ["tenants", "render", "-o", "{out}"],
     ["loadtest", "seed-plan"],
+    ["loadtest", "capacity"],
+    ["loadtest", "capacity", "--json"],
 ]
 
 
