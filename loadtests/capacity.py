@@ -291,7 +291,7 @@ def costs_document(
 ) -> dict[str, Any]:
     """A costs file's content, for a benchmark to write (``json.dump``) and ``--costs`` to read.
     Tiers the benchmark did not measure take the built-in figures, and the document says so."""
-    borrowed = []
+    borrowed: list[str] = []
     if postgresql_ms is None:
         postgresql_ms, borrowed = DEFAULT_COSTS.postgresql_ms, [*borrowed, "postgresql"]
     if nginx_ms is None:
