@@ -18,6 +18,7 @@ from govcloud.cli import images as images_cli
 from govcloud.cli import k8s as k8s_cli
 from govcloud.cli import lab as lab_cli
 from govcloud.cli import loadtest as loadtest_cli
+from govcloud.cli import pki as pki_cli
 from govcloud.cli import plan as plan_cli
 from govcloud.cli import spec as spec_cli
 from govcloud.cli import ssh as ssh_cli
@@ -49,6 +50,7 @@ app.command("pulumi", context_settings=stack_cli.PASSTHROUGH)(stack_cli.pulumi_c
 app.add_typer(hosts_cli.app, name="hosts")
 app.add_typer(compliance_cli.app, name="compliance")
 app.add_typer(identity_cli.app, name="identity")
+app.add_typer(pki_cli.app, name="pki")
 app.command("ssh")(ssh_cli.ssh_command)
 app.command("ssh-config")(ssh_cli.ssh_config_command)
 app.add_typer(audit_cli.app, name="audit")
