@@ -568,3 +568,44 @@ class Bao:
             tidy_revoked_certs=True,
             safety_buffer=safety_buffer,
         )
+
+    # -- transit (the e-seal: keys that never leave OpenBao) ---------------------------------
+
+    def create_transit_key(self, name: str, *, mount_point: str, key_type: str = "ed25519") -> None:
+        """Create the key if it does not exist (an existing key is left as it is)."""
+        self._write(f"{mount_point}/keys/{name}", f"create key {mount_point}/{name}", type=key_type)
+
+    def read_transit_key(self, name: str, *, mount_point: str) -> dict[str, Any]:
+        """The key's type and, per version, its public key (never the private key)."""
+        resp = self._read(f"{mount_point}/keys/{name}", f"read key {mount_point}/{name}")
+        if resp is None:
+            raise BaoNotFound(f"read key {mount_point}/{name}: nothing there")
+        data = resp.get("data", {})
+        return {
+            "type": data.get("type"),
+            "keys": {
+                str(v): k.get("public_key")
+                for v, k in data.get("keys", {}).items()
+                if isinstance(k, dict)
+            },
+        }
+
+    def sign_transit_data(self, name: str, data: bytes, *, mount_point: str) -> str:
+        """OpenBao signs ``data`` with the key: ``<prefix>:v<version>:<base64 signature>``."""
+        resp = self._write(
+            f"{mount_point}/sign/{name}",
+            f"sign with {mount_point}/{name}",
+            input=base64.b64encode(data).decode(),
+        )
+        return str(resp["data"]["signature"])
+
+    def verify_transit_signature(
+        self, name: str, data: bytes, signature: str, *, mount_point: str
+    ) -> bool:
+        resp = self._write(
+            f"{mount_point}/verify/{name}",
+            f"verify with {mount_point}/{name}",
+            input=base64.b64encode(data).decode(),
+            signature=signature,
+        )
+        return bool(resp["data"]["valid"])

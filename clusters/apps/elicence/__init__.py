@@ -1,0 +1,1 @@
+"""The e-licence library (电子证照库)."""
