@@ -11,10 +11,19 @@ from API calls.
 Each simulated user belongs to one site, drawn by the level mix (the olive shape: least at
 province and village, most at county) and then uniformly among that level's sites, and talks to
 that site's hall only.
+
+Sessions are kept as real users keep them: a citizen or enterprise logs in when it has no
+session (or the hall refused its token) and then reuses the token for the requests that follow;
+the hall's sessions last 8 hours, so a session ends (and the user logs in again) after
+``SESSION_REQUESTS`` authenticated requests on average, one user's working day of visits. A login
+(scrypt, tens of ms of CPU by design) is then well under 1 % of the mix instead of a fixed task.
+``GOVCLOUD_LOADTEST_SESSIONS=per-task`` brings back the former behaviour (a login as one task in
+seventeen, whatever the session), for the benchmark's baseline.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import secrets
@@ -27,6 +36,25 @@ from locust import FastHttpUser, task
 from loadtests.config import RunConfig, load_config, read_profiles
 
 _CONFIG: RunConfig | None = None
+
+SESSIONS_ENV = "GOVCLOUD_LOADTEST_SESSIONS"
+#: authenticated requests a citizen's session serves on average before it has expired
+SESSION_REQUESTS = 60
+_SESSION_COOKIE = re.compile(r"^(?:__Host-)?hall_session=(hall_a_[^;]+)")
+
+
+def sessions_mode() -> str:
+    """``reuse`` (log in when needed, keep the token) or ``per-task`` (the former suite)."""
+    mode = os.environ.get(SESSIONS_ENV, "") or "reuse"
+    if mode not in ("reuse", "per-task"):
+        raise ValueError(f'{SESSIONS_ENV}: expected "reuse" or "per-task", got "{mode}"')
+    return mode
+
+
+def session_length(rnd: random.Random | None = None) -> int:
+    """How many authenticated requests a new session serves before it has expired: exponential
+    with mean ``SESSION_REQUESTS`` (most sessions short, a few long), at least one."""
+    return max(1, round((rnd or random).expovariate(1 / SESSION_REQUESTS)))
 
 
 def config() -> RunConfig:
@@ -186,6 +214,8 @@ class Citizen(Persona):
         self.n_register = f"{lv} POST /api/accounts"
         self.n_login = f"{lv} POST /api/login"
         self.account: dict[str, str] = {}
+        self.uses_left = 0  # authenticated requests the current session still serves
+        self.logins = 0  # logins and registrations this user made (its session changes)
         self.n_apply = f"{lv} POST /api/cases"
         self.n_mine = f"{lv} GET /api/my/cases"
         self.n_supplement = f"{lv} POST /api/cases/{{code}}/supplement"
@@ -223,6 +253,7 @@ class Citizen(Persona):
         if pool:
             self.account = random.choice(pool)
             self.token = self.account["token"]
+            self.uses_left = session_length()
         else:
             self.register()
 
@@ -253,6 +284,10 @@ class Citizen(Persona):
         with ctx as r:
             if form is not None and r.status_code == 303:
                 location = r.headers.get("Location", "")
+                for header, value in r.headers.items():
+                    m = _SESSION_COOKIE.match(value) if header.lower() == "set-cookie" else None
+                    if m:  # a new session (login): the browser keeps its cookie
+                        self._new_session(m.group(1))
                 r.success()
                 return location
             if r.status_code != 200 or "<html" not in (r.text or ""):
@@ -331,7 +366,7 @@ class Citizen(Persona):
             "login",
             "/login",
             {"login": self.account["login"], "password": self.account["password"], "next": "/"},
-        )  # the session cookie it sets is the token this user has: kept as it is
+        )  # the session cookie it sets is the token this user goes on with
 
     def page_supplement(self, code: str) -> None:
         if self.page("supplement", f"/cases/{code}/supplement", {"note": "已补正材料"}):
@@ -342,10 +377,22 @@ class Citizen(Persona):
         self.page("rate", f"/cases/{code}/rating", {"score": str(score)})
         self.rated.add(code)
 
+    def _new_session(self, token: str) -> None:
+        self.token = token
+        self.uses_left = session_length()
+        self.logins += 1
+
+    def _refused(self, status: int) -> None:
+        """The hall no longer knows the session (expired, logged out): log in next time."""
+        if status == 401:
+            self.token = None
+
     # -- the tasks (an app's API calls, or a browser's pages) ----------------------------------
 
-    @task(1)
     def login(self) -> None:
+        """Log in with the account's password (a new session). Not a task of its own: a user
+        logs in when a visit needs a session it does not have (``_need_token``); the former
+        suite's login-as-a-task is ``GOVCLOUD_LOADTEST_SESSIONS=per-task``."""
         if self.browser:
             return self.page_login()
         if not self.account:
@@ -359,7 +406,7 @@ class Citizen(Persona):
             if r.status_code != 200 or not r.json().get("token"):
                 r.failure(f"status {r.status_code}")
                 return
-            self.token = r.json()["token"]
+            self._new_session(r.json()["token"])
 
     def register(self) -> None:
         login = f"{self.account_kind[0]}{random.getrandbits(64):016x}"
@@ -378,16 +425,24 @@ class Citizen(Persona):
             if r.status_code != 201:
                 r.failure(f"status {r.status_code}")
                 return
-            self.token = r.json().get("token")
-            if not self.token:
+            token = r.json().get("token")
+            if not token:
                 r.failure("no token")
                 return
-            self.account = {"login": login, "password": password, "token": self.token}
+            self._new_session(token)
+            self.account = {"login": login, "password": password, "token": token}
 
     def _need_token(self) -> bool:
-        if self.token is None:
-            self.register()
+        """Before an authenticated request: when the user has no session (none yet, refused, or
+        expired after its share of requests), this task's request is the login (or, without an
+        account, the registration) and True is returned; else the session serves one more."""
+        if self.token is None or (self.uses_left <= 0 and sessions_mode() == "reuse"):
+            if self.account:
+                self.login()
+            else:
+                self.register()
             return True
+        self.uses_left -= 1
         return False
 
     @task(4)
@@ -418,6 +473,7 @@ class Citizen(Persona):
             catch_response=True,
         ) as r:
             if r.status_code != 201:
+                self._refused(r.status_code)
                 r.failure(f"status {r.status_code}")
                 return
             code = r.json().get("code", "")
@@ -440,6 +496,7 @@ class Citizen(Persona):
             f"/api/cases/{code}", name=self.n_progress, headers=self.auth(), catch_response=True
         ) as r:
             if r.status_code != 200:
+                self._refused(r.status_code)
                 r.failure(f"status {r.status_code}")
                 return
             state = r.json().get("state")
@@ -458,6 +515,7 @@ class Citizen(Persona):
             "/api/my/cases", name=self.n_mine, headers=self.auth(), catch_response=True
         ) as r:
             if r.status_code != 200:
+                self._refused(r.status_code)
                 r.failure(f"status {r.status_code}")
                 return
             for case in r.json().get("cases", []):
@@ -650,6 +708,11 @@ _STATE_OF_LABEL = {
     "退回": "returned",
     "办结": "completed",
 }
+
+if sessions_mode() == "per-task":  # the former suite: a login as one task among the others
+    for _cls in (Citizen, Enterprise):
+        _cls.tasks = [*_cls.tasks, _cls.login]
+    del _cls
 
 PERSONA_CLASSES: dict[str, type[Persona]] = {
     "citizen": Citizen,

@@ -43,7 +43,6 @@ import hmac
 import json
 import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +64,7 @@ from .auth import (
     new_token,
 )
 from .auth import digest as digest_of
+from .cache import ReadCache
 from .codes import (
     ACTIONS,
     FINAL_STATES,
@@ -102,6 +102,8 @@ class Config:
     session_hours: int = 8
     faults: str = ""
     warn_days: int = 1
+    #: seconds the public catalog's hot reads are kept in the process (0: off; see cache.py)
+    read_cache_s: int = 10
     #: the pages' cookies carry Secure; HALL_COOKIE_SECURE=0 drops it, allowed only on loopback
     #: (a plain-HTTP client there, e.g. a cookie jar that keeps Secure cookies to HTTPS)
     cookie_secure: bool = True
@@ -130,6 +132,9 @@ class Config:
         if c.scrypt_n < 2 or c.scrypt_n & (c.scrypt_n - 1):
             raise ValueError(f"HALL_SCRYPT_N: expected a power of two, got {c.scrypt_n}")
         c.session_hours = _int_env(e, "HALL_SESSION_HOURS", c.session_hours)
+        c.read_cache_s = _int_env(e, "HALL_READ_CACHE_S", c.read_cache_s)
+        if not 0 <= c.read_cache_s <= 3600:
+            raise ValueError(f"HALL_READ_CACHE_S: expected 0..3600 seconds, got {c.read_cache_s}")
         c.faults = e.get("HALL_FAULTS", c.faults)
         parse_faults(c.faults)  # fail at start on a malformed value
         secure = e.get("HALL_COOKIE_SECURE", "1").strip().lower()
@@ -212,6 +217,24 @@ def dumps(data: Any) -> str:
 
 def reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=dumps(data), status=status, content_type="application/json")
+
+
+def reply_body(body: bytes) -> web.Response:
+    """An answer already encoded (a cached public read)."""
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+class PoolConnection(asyncpg.Connection):
+    """A pooled connection released without asyncpg's reset query (a round trip on every
+    release: close cursors, UNLISTEN, RESET ALL, advisory unlock). The hall's requests use none of
+    those session features (migrations take their advisory lock on a connection of their own);
+    an open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:  # asyncpg >= 0.30
+        return ""
+
+    def _get_reset_query(self) -> str:  # asyncpg 0.27 (Debian bookworm)
+        return ""
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
@@ -309,16 +332,25 @@ class Hall:
     log: AccessLog | None = None
     faults: list[Fault] = field(default_factory=list)
     pages: Any = None  # pages.Pages, made with the app
+    cache: ReadCache = field(default_factory=lambda: ReadCache(0))
     _flusher: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, app: web.Application) -> None:
-        self.pool = await asyncpg.create_pool(
-            self.config.dsn, min_size=min(2, self.config.pool_size), max_size=self.config.pool_size
-        )
-        async with self.pool.acquire() as conn:
+        conn = await asyncpg.connect(self.config.dsn)
+        try:
             await schema.migrate(conn)
+        finally:
+            await conn.close()
+        self.pool = await asyncpg.create_pool(
+            self.config.dsn,
+            min_size=min(2, self.config.pool_size),
+            max_size=self.config.pool_size,
+            connection_class=PoolConnection,
+        )
+        self.cache = ReadCache(self.config.read_cache_s)
+        await self._check_catalog()
         staff: StaffAuthenticator
         if self.config.staff_auth == "openbao":
             staff = OpenBaoStaff(self.config.openbao_addr, self.config.openbao_ca)
@@ -343,6 +375,18 @@ class Hall:
             await asyncio.sleep(1.0)
             if self.log is not None:
                 self.log.flush()
+            await self._check_catalog()
+
+    async def _check_catalog(self) -> None:
+        """Drop the read cache when a seed changed the catalog (one small query a second)."""
+        if not self.cache.enabled:
+            return
+        try:
+            version = await self.pool.fetchval("SELECT version FROM catalog_version")
+        except (TimeoutError, asyncpg.PostgresError, OSError):
+            self.cache.clear()  # cannot tell: serve nothing old
+            return
+        self.cache.saw_version(int(version or 0))
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=1 << 20)
@@ -415,18 +459,16 @@ class Hall:
             elapsed = time.perf_counter() - start
             self.metrics.observe(route, request.method, status, elapsed)
             if self.log is not None and self.log.stream is not None:
-                self.log.write(
-                    {
-                        "ts": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                        "remote": request.headers.get("X-Real-IP") or request.remote,
-                        "method": request.method,
-                        "path": request.path,
-                        "route": route,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 2),
-                        "caller": caller.actor if caller else None,
-                        "request_id": request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16],
-                    }
+                headers = request.headers
+                self.log.request(
+                    headers.get("X-Real-IP") or request.remote,
+                    request.method,
+                    request.path,
+                    route,
+                    status,
+                    elapsed,
+                    caller.actor if caller else None,
+                    headers.get("X-Request-Id"),
                 )
 
     async def _authenticate(self, request: web.Request, route: str) -> Caller | None:
@@ -481,6 +523,7 @@ class Hall:
         }
         if self.pages is not None:
             extra.update(self.pages.meter.as_metrics())
+        extra.update(self.cache.as_metrics())
         return web.Response(
             text=self.metrics.render(extra), content_type="text/plain", charset="utf-8"
         )
@@ -493,36 +536,49 @@ class Hall:
         if level is not None and level not in LEVELS:
             raise Problem(400, f"level: expected one of {', '.join(LEVELS)}", "level")
         limit = int_query(request, "limit", 100, 1, 1000)
-        rows = await self.pool.fetch(
-            "SELECT code, name, level, parent, kind FROM sites"
-            " WHERE ($1::text IS NULL OR parent = $1) AND ($2::text IS NULL OR level = $2)"
-            " ORDER BY code LIMIT $3",
-            parent,
-            level,
-            limit,
-        )
-        return reply({"sites": [dict(r) for r in rows]})
+
+        async def load() -> bytes:
+            rows = await self.pool.fetch(
+                "SELECT code, name, level, parent, kind FROM sites"
+                " WHERE ($1::text IS NULL OR parent = $1) AND ($2::text IS NULL OR level = $2)"
+                " ORDER BY code LIMIT $3",
+                parent,
+                level,
+                limit,
+            )
+            return dumps({"sites": [dict(r) for r in rows]}).encode()
+
+        return reply_body(await self.cache.through(("api-sites", parent, level, limit), load))
 
     async def site(self, request: web.Request) -> web.Response:
         code = request.match_info["site"]
-        row = await self.pool.fetchrow(
-            "SELECT s.*, (SELECT count(*) FROM items i WHERE i.site_code = s.code) AS items"
-            " FROM sites s WHERE code = $1",
-            code,
-        )
-        if row is None:
+
+        async def load() -> bytes | None:
+            row = await self.pool.fetchrow(
+                "SELECT s.*, (SELECT count(*) FROM items i WHERE i.site_code = s.code) AS items"
+                " FROM sites s WHERE code = $1",
+                code,
+            )
+            return None if row is None else dumps(dict(row)).encode()
+
+        body = await self.cache.through(("api-site", code), load)
+        if body is None:
             raise Problem(404, f"no site {code}")
-        return reply(dict(row))
+        return reply_body(body)
 
     async def catalog(self, request: web.Request) -> web.Response:
         site = request.match_info["site"]
         kind = request.query.get("kind")
         limit = int_query(request, "limit", 20, 1, 100)
         offset = int_query(request, "offset", 0, 0, 1_000_000)
-        rows = await self.catalog_of(
-            site, request.query.get("dept"), kind, request.query.get("q"), limit, offset
-        )
-        return reply({"site": site, "offset": offset, "items": rows})
+        dept, q = request.query.get("dept"), request.query.get("q")
+
+        async def load() -> bytes:
+            rows = await self.catalog_of(site, dept, kind, q, limit, offset)
+            return dumps({"site": site, "offset": offset, "items": rows}).encode()
+
+        key = ("api-catalog", site, dept, kind, q, limit, offset)
+        return reply_body(await self.cache.through(key, load))
 
     async def catalog_of(
         self,
@@ -544,37 +600,55 @@ class Hall:
             raise Problem(
                 400, "kind: expected administrative or public_service", "kind", zh="事项类型有误"
             )
-        rows = await self.pool.fetch(
-            "SELECT code, dept, kind, name, time_limit_days, online FROM items"
-            " WHERE site_code = $1 AND ($2::text IS NULL OR dept = $2)"
-            " AND ($3::text IS NULL OR kind = $3)"
-            " AND ($4::text IS NULL OR name LIKE '%' || $4 || '%')"
-            " ORDER BY code LIMIT $5 OFFSET $6",
-            site,
-            dept,
-            kind,
-            q,
-            limit,
-            offset,
-        )
-        return [dict(r) for r in rows]
+
+        async def load() -> tuple[dict[str, Any], ...]:
+            rows = await self.pool.fetch(
+                "SELECT code, dept, kind, name, time_limit_days, online FROM items"
+                " WHERE site_code = $1 AND ($2::text IS NULL OR dept = $2)"
+                " AND ($3::text IS NULL OR kind = $3)"
+                " AND ($4::text IS NULL OR name LIKE '%' || $4 || '%')"
+                " ORDER BY code LIMIT $5 OFFSET $6",
+                site,
+                dept,
+                kind,
+                q,
+                limit,
+                offset,
+            )
+            return tuple(dict(r) for r in rows)
+
+        rows = await self.cache.through(("catalog", site, dept, kind, q, limit, offset), load)
+        return [dict(r) for r in rows]  # the caller's own copies
 
     async def guide(self, request: web.Request) -> web.Response:
-        return reply(await self.guide_of(request.match_info["item"]))
+        code = request.match_info["item"]
+
+        async def load() -> bytes:
+            return dumps(await self.guide_of(code)).encode()
+
+        return reply_body(await self.cache.through(("api-guide", code), load))
 
     async def guide_of(self, code: str) -> dict[str, Any]:
-        row = await self.pool.fetchrow(
-            "SELECT i.*, d.name AS dept_name, s.name AS site_name, s.level"
-            " FROM items i JOIN departments d ON d.code = i.dept"
-            " JOIN sites s ON s.code = i.site_code"
-            " WHERE i.code = $1",
-            code,
-        )
-        if row is None:
+        """An item's guide (read-only: the dict may be shared through the read cache)."""
+
+        async def load() -> dict[str, Any] | None:
+            row = await self.pool.fetchrow(
+                "SELECT i.*, d.name AS dept_name, s.name AS site_name, s.level"
+                " FROM items i JOIN departments d ON d.code = i.dept"
+                " JOIN sites s ON s.code = i.site_code"
+                " WHERE i.code = $1",
+                code,
+            )
+            if row is None:
+                return None
+            guide = dict(row)
+            guide["materials"] = json.loads(guide["materials"])
+            guide["steps"] = json.loads(guide["steps"])
+            return guide
+
+        guide = await self.cache.through(("guide", code), load)
+        if guide is None:
             raise Problem(404, f"no item {code}", zh="没有这个事项")
-        guide = dict(row)
-        guide["materials"] = json.loads(guide["materials"])
-        guide["steps"] = json.loads(guide["steps"])
         return guide
 
     # -- accounts --------------------------------------------------------------------------------
@@ -675,33 +749,33 @@ class Hall:
     async def file_case(self, c: Caller, item_code: str, form: dict[str, Any]) -> dict[str, Any]:
         """A new application for an item: its case code (一件一码), state and site."""
         applicant(c)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
+            # two round trips: the item's site with a case number, then the case and its first
+            # event in one statement (atomic on its own; a number left unused is only a gap)
             item = await conn.fetchrow(
-                "SELECT site_code, name FROM items WHERE code = $1", item_code
+                "SELECT site_code, nextval('case_seq') AS seq FROM items WHERE code = $1",
+                item_code,
             )
             if item is None:
                 raise Problem(404, f"no item {item_code}", "item", zh="没有这个事项")
-            seq = await conn.fetchval("SELECT nextval('case_seq')")
             today = dt.date.today().strftime("%Y%m%d")
-            code = make_case_code(item["site_code"], today, seq)
+            code = make_case_code(item["site_code"], today, item["seq"])
             row = await conn.fetchrow(
-                "INSERT INTO cases (code, item_code, site_code, applicant_id, state, form)"
+                "WITH c AS (INSERT INTO cases"
+                " (code, item_code, site_code, applicant_id, state, form)"
                 " VALUES ($1, $2, $3, $4, 'submitted', $5::jsonb)"
-                " RETURNING id, code, state, created_at",
+                " RETURNING id, code, state, created_at),"
+                " e AS (INSERT INTO case_events (case_id, actor, action, to_state)"
+                " SELECT id, $6, 'apply', 'submitted' FROM c)"
+                " SELECT code, state, created_at FROM c",
                 code,
                 item_code,
                 item["site_code"],
                 c.account_id,
                 dumps(form),
-            )
-            await conn.execute(
-                "INSERT INTO case_events (case_id, actor, action, to_state)"
-                " VALUES ($1, $2, 'apply', 'submitted')",
-                row["id"],
                 c.actor,
             )
         out = dict(row)
-        out.pop("id")
         out["item"] = item_code
         out["site"] = item["site_code"]
         return out

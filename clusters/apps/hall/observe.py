@@ -6,7 +6,9 @@ the Prometheus text exposition format by hand.
 
 from __future__ import annotations
 
+import bisect
 import json
+import os
 import sys
 import time
 from typing import IO, Any
@@ -46,10 +48,9 @@ class Metrics:
         h = self.hist.get((route, method))
         if h is None:
             h = self.hist[(route, method)] = [0.0] * (len(BUCKETS) + 2)
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                h[i] += 1
-                break
+        i = bisect.bisect_left(BUCKETS, seconds)  # the first bucket with seconds <= bound
+        if i < len(BUCKETS):
+            h[i] += 1
         h[-2] += seconds
         h[-1] += 1
 
@@ -94,8 +95,19 @@ class Metrics:
         return "\n".join(out) + "\n"
 
 
+_quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept as is
+
+
+def _str_or_null(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
 class AccessLog:
-    """One JSON object per request, one per line; buffered, flushed about once a second."""
+    """One JSON object per request, one per line; buffered, flushed about once a second.
+
+    ``request`` writes the line with one format (no dict, no encoder pass, the timestamp's
+    seconds formatted once a second): the log costs a few microseconds per request.
+    """
 
     def __init__(self, target: str) -> None:
         self.stream: IO[str] | None
@@ -105,6 +117,36 @@ class AccessLog:
             self.stream = sys.stdout
         else:
             self.stream = open(target, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+
+    _second = -1
+    _stamp = ""
+
+    def request(
+        self,
+        remote: str | None,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        seconds: float,
+        caller: str | None,
+        request_id: str | None,
+    ) -> None:
+        """One request's line: ts, remote, method, path, route, status, ms, caller, request_id."""
+        if self.stream is None:
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        millis = min(999, int((now - second) * 1000))
+        self.stream.write(
+            f'{{"ts":"{self._stamp}.{millis:03d}+00:00","remote":{_str_or_null(remote)},'
+            f'"method":{_quote(method)},"path":{_quote(path)},"route":{_quote(route)},'
+            f'"status":{status},"ms":{round(seconds * 1000, 2)},"caller":{_str_or_null(caller)},'
+            f'"request_id":{_quote(request_id or os.urandom(8).hex())}}}\n'
+        )
 
     def write(self, record: dict[str, Any]) -> None:
         if self.stream is not None:

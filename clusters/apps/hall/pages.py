@@ -300,18 +300,21 @@ class Pages:
 
     async def home(self, request: web.Request) -> web.Response:
         pool = self.hall.pool
-        levels, top = await asyncio.gather(
-            pool.fetch("SELECT level, count(*) AS n FROM sites GROUP BY level"),
-            pool.fetch(
-                "SELECT code, name, level FROM sites WHERE level IN ('province', 'city')"
-                " ORDER BY code LIMIT 200"
-            ),
-        )
-        counts = {r["level"]: r["n"] for r in levels}
-        rows = [{"level": lv, "n": counts.get(lv, 0)} for lv in LEVELS]
-        return self.render(
-            request, views.home, rows, [dict(r) for r in top], counts.get("county", 0)
-        )
+
+        async def load() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+            levels, top = await asyncio.gather(
+                pool.fetch("SELECT level, count(*) AS n FROM sites GROUP BY level"),
+                pool.fetch(
+                    "SELECT code, name, level FROM sites WHERE level IN ('province', 'city')"
+                    " ORDER BY code LIMIT 200"
+                ),
+            )
+            counts = {r["level"]: r["n"] for r in levels}
+            rows = [{"level": lv, "n": counts.get(lv, 0)} for lv in LEVELS]
+            return rows, [dict(r) for r in top], counts.get("county", 0)
+
+        rows, top, counties = await self.hall.cache.through(("page-home",), load)
+        return self.render(request, views.home, rows, top, counties)
 
     def _page_number(self, request: web.Request) -> int:
         raw = request.query.get("page", "1")
@@ -325,17 +328,22 @@ class Pages:
             raise Problem(404, f"no level {level}", zh="没有这个层级")
         parent = request.query.get("parent", "")
         page = self._page_number(request)
-        rows = await self.hall.pool.fetch(
-            "SELECT s.code, s.name, s.kind, p.name AS parent_name FROM sites s"
-            " LEFT JOIN sites p ON p.code = s.parent"
-            " WHERE s.level = $1 AND ($2 = '' OR s.parent = $2)"
-            " ORDER BY s.code LIMIT $3 OFFSET $4",
-            level,
-            parent,
-            SITES_PAGE + 1,
-            (page - 1) * SITES_PAGE,
-        )
-        sites = [dict(r) for r in rows[:SITES_PAGE]]
+
+        async def load() -> list[dict[str, Any]]:
+            rows = await self.hall.pool.fetch(
+                "SELECT s.code, s.name, s.kind, p.name AS parent_name FROM sites s"
+                " LEFT JOIN sites p ON p.code = s.parent"
+                " WHERE s.level = $1 AND ($2 = '' OR s.parent = $2)"
+                " ORDER BY s.code LIMIT $3 OFFSET $4",
+                level,
+                parent,
+                SITES_PAGE + 1,
+                (page - 1) * SITES_PAGE,
+            )
+            return [dict(r) for r in rows]
+
+        rows = await self.hall.cache.through(("page-level", level, parent, page), load)
+        sites = rows[:SITES_PAGE]
         request["crumbs"] = [("/", "首页")]
         return self.render(
             request, views.level_page, level, sites, page,
@@ -373,17 +381,27 @@ class Pages:
             query["kind"] = ""
         page = self._page_number(request)
         pool = self.hall.pool
-        site, children, ancestors, depts, items = await asyncio.gather(
-            pool.fetchrow(
+
+        async def load_site() -> dict[str, Any] | None:
+            row = await pool.fetchrow(
                 "SELECT s.code, s.name, s.level, s.kind, s.windows, s.hours,"
                 " (SELECT count(*) FROM items i WHERE i.site_code = s.code) AS items"
                 " FROM sites s WHERE code = $1",
                 code,
-            ),
-            pool.fetch(
+            )
+            return None if row is None else dict(row)
+
+        async def load_children() -> list[dict[str, Any]]:
+            rows = await pool.fetch(
                 "SELECT code, name FROM sites WHERE parent = $1 ORDER BY code LIMIT 200", code
-            ),
-            self._ancestors(code),
+            )
+            return [dict(r) for r in rows]
+
+        cache = self.hall.cache
+        site, children, ancestors, depts, items = await asyncio.gather(
+            cache.through(("page-site", code), load_site),
+            cache.through(("page-children", code), load_children),
+            cache.through(("page-ancestors", code), lambda: self._ancestors(code)),
             self.departments(),
             self.hall.catalog_of(
                 code,
@@ -401,8 +419,8 @@ class Pages:
             item["dept_name"] = names.get(item["dept"], item["dept"])
         request["crumbs"] = [("/", "首页"), *ancestors]
         return self.render(
-            request, views.site_page, dict(site),
-            [dict(c) for c in children], depts, items[:PAGE_SIZE], query, page,
+            request, views.site_page, site,
+            children, depts, items[:PAGE_SIZE], query, page,
             len(items) > PAGE_SIZE,
         )  # fmt: skip
 

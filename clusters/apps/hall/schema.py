@@ -121,6 +121,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "catalog version",
+        """
+        CREATE TABLE IF NOT EXISTS catalog_version (
+            id         boolean PRIMARY KEY DEFAULT true CHECK (id),
+            version    bigint NOT NULL DEFAULT 0,
+            changed_at timestamptz NOT NULL DEFAULT now()
+        );
+        INSERT INTO catalog_version (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

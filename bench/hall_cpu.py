@@ -1,0 +1,338 @@
+"""CPU per request of the hall app (issue 15, part 5 and bench (a), on the local hall).
+
+Two halls run side by side over one local PostgreSQL (``LocalPostgres`` + ``LocalHall``, as
+``govcloud loadtest run --target local`` starts them), both with the production password
+strength (scrypt N = 2^14) and the access log written to a file:
+
+- the baseline: the hall with its hot-read caches switched off (``HALL_READ_CACHE_S=0``), driven
+  by the load suite's former session behaviour (``GOVCLOUD_LOADTEST_SESSIONS=per-task``: every
+  citizen logs in again as one task in seventeen, so a login is ~4 % of the mix);
+- the hall as it ships, driven by the suite as it ships (a session logs in when it has to and
+  reuses its token; see ``loadtests/personas.py``).
+
+The figure is the app process's CPU time (utime + stime of ``/proc/<pid>/stat``, every thread,
+the scrypt executor included) divided by the requests it served (its own request counter from
+``/metrics``, the scrape itself left out), measured over the same window:
+
+1. per endpoint class (static asset, catalog page, catalog read, login, submit, status), each
+   class alone, a few threads of keep-alive clients in this process;
+2. overall, the mixed workload of every persona and level (the load suite, open model).
+
+Costs are ms of CPU per request (a unit that carries over to other machines); the machine's 2
+cores are shared by the app, PostgreSQL and the load generator, so its throughput is not the
+figure. The check: the shipped hall's overall cost is at most half of the 4.1 ms the lab
+measured before (README, "CPU per request"), and below the baseline measured in this run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result
+from clusters.apps.hall.devserver import LocalHall, LocalPostgres, http_json
+
+BEFORE_MS = 4.1  # the app's CPU per request of the mixed workload measured on the lab before
+GOAL = 0.5  # at most half of it
+SCRYPT_N = str(1 << 14)  # the production strength (the dev server's default is lower)
+MIXED_RATE = 40.0  # requests/s offered by the load suite (open model)
+MIXED_SECONDS = 30
+THREADS = 4
+#: requests per class (a login costs a scrypt, so fewer)
+COUNTS = {"static": 1500, "page": 500, "catalog": 1000, "login": 40, "submit": 400, "status": 800}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads) from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_COUNTER = re.compile(r'^hall_http_requests_total\{route="([^"]+)",[^}]*\} (\d+)$', re.M)
+
+
+def served(hall: LocalHall) -> int:
+    """Requests the hall has served (its own counter), the metrics scrapes left out."""
+    status, text = http_json("GET", hall.url + "/metrics", token=hall.admin_token)
+    assert status == 200, text
+    return sum(int(n) for route, n in _COUNTER.findall(text) if route != "metrics")
+
+
+class Meter:
+    """The hall's CPU and requests over a window."""
+
+    def __init__(self, hall: LocalHall) -> None:
+        assert hall.proc is not None
+        self.hall = hall
+        self.pid = hall.proc.pid
+
+    def __enter__(self) -> Meter:
+        self.requests0 = served(self.hall)
+        self.cpu0 = cpu_seconds(self.pid)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu = cpu_seconds(self.pid) - self.cpu0
+        self.requests = served(self.hall) - self.requests0
+
+    @property
+    def ms_per_request(self) -> float:
+        return 1000 * self.cpu / max(1, self.requests)
+
+
+# -- the endpoint classes, each driven alone -----------------------------------------------------
+
+Request = tuple[str, str, bytes | None, dict[str, str]]
+
+
+class Fixture:
+    """What the class drivers need from one hall: a site, its items, an account, its cases."""
+
+    def __init__(self, hall: LocalHall, site: str) -> None:
+        self.site = site
+        status, page = http_json("GET", f"{hall.url}/api/sites/{site}/items?limit=100")
+        assert status == 200 and page["items"], page
+        self.items = [i["code"] for i in page["items"]]
+        self.online = [i["code"] for i in page["items"] if i["online"]] or self.items
+        self.login = f"bench-{random.getrandbits(40):010x}"
+        self.password = "bench-password-1"
+        status, body = http_json(
+            "POST",
+            hall.url + "/api/accounts",
+            {"kind": "citizen", "login": self.login, "name": "压测", "password": self.password},
+        )
+        assert status == 201, body
+        self.token = body["token"]
+        self.cases = []
+        for item in self.online[:10]:
+            status, body = http_json(
+                "POST", hall.url + "/api/cases", {"item": item, "form": {}}, self.token
+            )
+            assert status == 201, body
+            self.cases.append(body["code"])
+        status, html = http_json("GET", f"{hall.url}/sites/{site}")
+        assert status == 200
+        self.assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', html)
+        assert self.assets, "the page refers to no asset"
+
+    def request(self, cls: str) -> Request:
+        bearer = {"Authorization": f"Bearer {self.token}"}
+        json_type = {"Content-Type": "application/json"}
+        if cls == "static":
+            return "GET", random.choice(self.assets), None, {}
+        if cls == "page":
+            if random.random() < 0.5:
+                return "GET", f"/sites/{self.site}?page={random.randint(1, 2)}", None, {}
+            return "GET", f"/items/{random.choice(self.items)}", None, {}
+        if cls == "catalog":
+            if random.random() < 0.5:
+                off = random.randrange(0, 40)
+                return "GET", f"/api/sites/{self.site}/items?offset={off}", None, {}
+            return "GET", f"/api/items/{random.choice(self.items)}", None, {}
+        if cls == "login":
+            body = json.dumps({"login": self.login, "password": self.password}).encode()
+            return "POST", "/api/login", body, json_type
+        if cls == "submit":
+            body = json.dumps(
+                {"item": random.choice(self.online), "form": {"note": "申请"}}, ensure_ascii=False
+            ).encode()
+            return "POST", "/api/cases", body, {**bearer, **json_type}
+        if cls == "status":
+            return "GET", f"/api/cases/{random.choice(self.cases)}", None, bearer
+        raise ValueError(cls)
+
+
+def drive(port: int, make: Callable[[], Request], count: int, threads: int = THREADS) -> int:
+    """``count`` requests over ``threads`` keep-alive connections; returns the failures."""
+    left = [count]
+    failures = [0]
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while True:
+                with lock:
+                    if left[0] <= 0:
+                        return
+                    left[0] -= 1
+                method, path, body, headers = make()
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status >= 400:
+                    with lock:
+                        failures[0] += 1
+        finally:
+            conn.close()
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return failures[0]
+
+
+def by_class(hall: LocalHall, fixture: Fixture) -> dict[str, float]:
+    out = {}
+    for cls, count in COUNTS.items():
+
+        def make(c: str = cls) -> Request:
+            return fixture.request(c)
+
+        drive(hall.port, make, max(4, count // 10))  # warm up
+        with Meter(hall) as m:
+            failed = drive(hall.port, make, count)
+        assert failed == 0, f"{cls}: {failed} of {count} requests failed"
+        out[cls] = round(m.ms_per_request, 3)
+    return out
+
+
+# -- the mixed workload: the load suite ---------------------------------------------------------
+
+
+def mixed(hall: LocalHall, spec: Any, tmp: Path, sessions: str) -> dict[str, Any]:
+    """The load suite's mixed workload against one hall: its CPU per request served."""
+    from loadtests.run import (
+        RunOptions,
+        _run_locust,
+        build_config,
+        issue_tokens,
+        prefill_backlog,
+        register_accounts,
+    )
+
+    report = tmp / f"mixed-{sessions}"
+    report.mkdir()
+    opts = RunOptions(
+        spec=spec,
+        profile="soak",
+        target=hall.url,
+        rate=MIXED_RATE,
+        duration=f"{MIXED_SECONDS}s",
+        report_dir=report,
+        echo=lambda _t: None,
+        locust_output=False,
+    )
+    cfg = build_config(opts, [hall.url], report)
+    cfg.points = [(0.0, 1.0), (1.0, 1.0)]  # the rate held from the first second
+    ready: dict[str, str | None] = {hall.url: None}
+    cfg.tokens = issue_tokens(cfg.url_of, cfg.sites, hall.admin_token, cfg.personas, ready)
+    prefill_backlog(cfg.url_of, cfg.sites, ready)
+    cfg.accounts = register_accounts([hall.url], ready, {"citizen": 20, "enterprise": 20})
+    old = os.environ.get("GOVCLOUD_LOADTEST_SESSIONS")
+    os.environ["GOVCLOUD_LOADTEST_SESSIONS"] = sessions
+    try:
+        with Meter(hall) as m:
+            _run_locust(cfg, report, opts)
+    finally:
+        if old is None:
+            os.environ.pop("GOVCLOUD_LOADTEST_SESSIONS", None)
+        else:
+            os.environ["GOVCLOUD_LOADTEST_SESSIONS"] = old
+    gate = json.loads((report / "gate.json").read_text(encoding="utf-8"))
+    failures = sum(f["failures"] for f in gate["levels"].values())
+    logins = 0
+    with open(report / "stats_stats.csv", encoding="utf-8") as fh:
+        for line in fh:
+            name = line.split(",")[1] if "," in line else ""
+            if ("/login" in name and "POST" in name) or "/api/accounts" in name:
+                logins += int(line.split(",")[2])
+    return {
+        "ms": round(m.ms_per_request, 3),
+        "requests": m.requests,
+        "failures": failures,
+        "login_share": round(logins / max(1, m.requests), 4),
+    }
+
+
+def run_bench() -> Result:
+    from clusters.hallseed import seed_plan
+    from govcloud.spec import load_spec
+    from govcloud.spec.load import LAB_SPEC
+    from loadtests.run import sample_sites, sites_by_level
+
+    spec = load_spec(LAB_SPEC)
+    sites = sample_sites(sites_by_level(spec), 20)
+    keep = {c for codes in sites.values() for c in codes}
+    plan = seed_plan(spec)
+    plan["sites"] = [
+        s for s in plan["sites"] if s["code"] in keep or any(k.startswith(s["code"]) for k in keep)
+    ]
+    county = sites["county"][0]
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        pg = LocalPostgres().start()
+        halls: dict[str, LocalHall] = {}
+        try:
+            common = {"HALL_SCRYPT_N": SCRYPT_N, "HALL_DB_POOL": "10"}
+            for name, extra in (("baseline", {"HALL_READ_CACHE_S": "0"}), ("shipped", {})):
+                hall = LocalHall(
+                    pg,
+                    extra_env={
+                        **common,
+                        **extra,
+                        "HALL_ACCESS_LOG": str(tmp / f"access-{name}.jsonl"),
+                    },
+                )
+                if not halls:
+                    hall.seed(plan)
+                halls[name] = hall.start()
+            fixtures = {n: Fixture(h, county) for n, h in halls.items()}
+            classes = {n: by_class(h, fixtures[n]) for n, h in halls.items()}
+            mix = {
+                "baseline": mixed(halls["baseline"], spec, tmp, "per-task"),
+                "shipped": mixed(halls["shipped"], spec, tmp, "reuse"),
+            }
+        finally:
+            for h in halls.values():
+                h.stop()
+            pg.stop()
+    figures: dict[str, float | int | str] = {"cores": os.cpu_count() or 0}
+    for cls in COUNTS:
+        before, after = classes["baseline"][cls], classes["shipped"][cls]
+        figures[f"{cls}_ms_baseline"] = before
+        figures[f"{cls}_ms"] = after
+        figures[f"{cls}_ratio"] = round(after / before, 3) if before else "n/a"
+    base, ship = mix["baseline"], mix["shipped"]
+    figures.update(
+        {
+            "mixed_ms_baseline": base["ms"],
+            "mixed_ms": ship["ms"],
+            "mixed_ratio": round(ship["ms"] / base["ms"], 3) if base["ms"] else "n/a",
+            "mixed_ratio_to_lab_before": round(ship["ms"] / BEFORE_MS, 3),
+            "mixed_requests_baseline": base["requests"],
+            "mixed_requests": ship["requests"],
+            "login_share_baseline": base["login_share"],
+            "login_share": ship["login_share"],
+            "mixed_failures": base["failures"] + ship["failures"],
+        }
+    )
+    return Result(
+        "hall CPU per request (local)",
+        figures,
+        {
+            f"mixed workload at most {GOAL:.0%} of {BEFORE_MS} ms of app CPU per request": (
+                ship["ms"] <= GOAL * BEFORE_MS
+            ),
+            "mixed workload below the baseline measured in the same run": ship["ms"] < base["ms"],
+            "catalog reads cheaper than the baseline's": (
+                classes["shipped"]["catalog"] < classes["baseline"]["catalog"]
+            ),
+            "no failed request in the mixed runs": base["failures"] + ship["failures"] == 0,
+        },
+    )
+
+
+def run() -> Result:
+    return run_bench()
