@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from govcloud.spec.model import DeployKind, Spec
+from govcloud.spec.model import Spec
 from infra.network.addressing import AddressPlan, cidr, parse_cidr
 from infra.network.zones import ROLE_ZONE, Zone, dept_zone
 
@@ -132,11 +132,10 @@ def plan_inventory(spec: Spec, addresses: AddressPlan, zones: dict[str, Zone]) -
 
     for h in spec.datacenter.hosts:
         hosts.append(place(h.name, h.role.value, ROLE_ZONE[h.role], h.rack, h.kw))
-    for d in spec.departments:
-        if d.tenant.deploy is DeployKind.VM:
-            for i in range(d.tenant.vm_hosts):
-                rack = racks[(len(hosts) + i) % len(racks)]
-                hosts.append(place(f"{d.code}-vm-{i + 1}", "vm", dept_zone(d.code), rack, 0.4))
+    for d in spec.departments:  # IaaS hosts: a VM department's, or beside a Kubernetes tenant
+        for i in range(d.tenant.vm_hosts):
+            rack = racks[(len(hosts) + i) % len(racks)]
+            hosts.append(place(f"{d.code}-vm-{i + 1}", "vm", dept_zone(d.code), rack, 0.4))
     intranet = zones["intranet"].prefixes[0]
     start, _ = parse_cidr(intranet)
     hosts.append(

@@ -7,12 +7,15 @@ from typing import Any
 
 import pulumi
 
+from clusters.hallsite import hall_site
+from clusters.tenants.plan import TenantNetwork
 from govcloud.spec import load_spec
 from infra.components.cloud import (
     Bastion,
     Cluster,
     DataCenter,
     DataCenterArgs,
+    HallApp,
     Halls,
     Identity,
     PlayArgs,
@@ -53,8 +56,14 @@ def build(settings: Settings) -> dict[str, Any]:
     if kubeconfig is not None:
         components["tenants"] = TenantCloud(
             "tenants",
-            TenantCloudArgs(plan.spec, kubeconfig),
+            TenantCloudArgs(plan.spec, kubeconfig, TenantNetwork.of(plan)),
             pulumi.ResourceOptions(depends_on=tenants_after),
+        )
+    if "cluster" in components and "tenants" in components and hall_site(plan.spec):
+        after_tenants = [*after_identity, halls.play, components["tenants"]]
+        components["hall_app"] = HallApp(
+            "hall-app",
+            PlayArgs(plan, settings, [r for r in after_tenants if r is not None]),
         )
     pulumi.export("spec", plan.spec.name)
     pulumi.export("bastion", bastion.address)

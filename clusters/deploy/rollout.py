@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from clusters.deploy.objects import L_APP, secret_name
@@ -150,22 +151,19 @@ def read_openbao_secrets(
 ) -> dict[str, str]:
     """The values of ``app.secrets`` from OpenBao (KV v2 under ``kv-<code>``), read with the
     department's own token; a missing path or key is an input error naming the field."""
-    import hvac
-    import hvac.exceptions
+    from security.openbao.client import Bao, BaoError, BaoForbidden, BaoNotFound, Endpoint
 
-    client = hvac.Client(url=addr, token=token, verify=ca or True)
+    bao = Bao(Endpoint(addr, Path(ca) if ca else None), token)
     values: dict[str, str] = {}
     for i, s in enumerate(app.secrets):
         mount, _, path = s.path.partition("/")
         try:
-            data = client.secrets.kv.v2.read_secret_version(
-                path=path, mount_point=mount, raise_on_deleted_version=True
-            )["data"]["data"]
-        except hvac.exceptions.Forbidden as exc:
+            data = bao.read_kv_secret(path, mount_point=mount)
+        except BaoForbidden as exc:
             raise InputError(f"secrets[{i}].path: OpenBao refused to read {s.path}: {exc}") from exc
-        except hvac.exceptions.InvalidPath as exc:
+        except BaoNotFound as exc:
             raise InputError(f"secrets[{i}].path: {s.path} does not exist in OpenBao") from exc
-        except (hvac.exceptions.VaultError, OSError) as exc:
+        except BaoError as exc:
             raise OperationError(f"cannot read {s.path} from OpenBao at {addr}: {exc}") from exc
         if s.key not in data:
             raise InputError(f"secrets[{i}].key: {s.path} has no key {s.key!r}")

@@ -5,21 +5,27 @@
     files:                     # local files or directories, relative to this file
       - {src: www, dest: /www}
       - {src: /bin/busybox, dest: /bin/busybox, mode: 0o755}
+      - {src: app, dest: /app, exclude: ["*.pyc", "tests/*"]}
     entrypoint: [/bin/busybox, httpd, -f, -p, "8080", -h, /www]
     ports: [8080]
     user: "65532:65532"        # numeric, so Pod Security can see it is not root
+    base:                      # optional: a Debian base layer for a runtime (built once, cached)
+      packages: [python3-aiohttp, python3-asyncpg]
 
 Read through the project's one YAML loader, checked with every problem named.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from clusters.images.oci import ImageSpec
+from clusters.images.oci import Image, ImageSpec, build
+from clusters.images.rootfs import base_layer, check_packages
 from govcloud.errors import InputError, Problem
 
 MAX_IMAGE_BYTES = 512 * 1024 * 1024  # one layer held in memory: images here are small
@@ -30,6 +36,14 @@ class FileEntry(BaseModel):
     src: StrictStr
     dest: StrictStr
     mode: int | None = None
+    exclude: list[StrictStr] = Field(default_factory=list)  # globs, relative to a directory src
+
+
+class Base(BaseModel):
+    """A Debian ``minbase`` layer under the image's files, with these packages installed."""
+
+    model_config = ConfigDict(extra="forbid")
+    packages: list[StrictStr] = Field(default_factory=list)
 
 
 class ImageDefinition(BaseModel):
@@ -42,6 +56,8 @@ class ImageDefinition(BaseModel):
     ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
     user: Annotated[str, Field(pattern=r"^[1-9][0-9]*(:[0-9]+)?$")] = "65532:65532"
     env: list[StrictStr] = Field(default_factory=lambda: ["PATH=/bin:/usr/bin"])
+    workdir: StrictStr = "/"
+    base: Base | None = None
 
     @property
     def department(self) -> str:
@@ -69,6 +85,12 @@ def load_definition(path: Path) -> tuple[ImageDefinition, ImageSpec]:
                 title="invalid image definition",
             )
         sources = [src] if src.is_file() else sorted(p for p in src.rglob("*") if p.is_file())
+        if not src.is_file():
+            sources = [
+                p
+                for p in sources
+                if not any(fnmatch(str(p.relative_to(src)), pat) for pat in f.exclude)
+            ]
         for p in sources:
             rel = "" if src.is_file() else "/" + str(p.relative_to(src))
             data = p.read_bytes()
@@ -93,6 +115,24 @@ def load_definition(path: Path) -> tuple[ImageDefinition, ImageSpec]:
         user=d.user,
         env=tuple(d.env),
         ports=tuple(d.ports),
+        workdir=d.workdir,
         labels={"org.opencontainers.image.title": d.name},
     )
     return d, spec
+
+
+def build_image(
+    path: Path, progress: Callable[[str], None] | None = None
+) -> tuple[ImageDefinition, Image]:
+    """The image an image definition describes (its base layer built first when missing)."""
+    d, spec = load_definition(path)
+    if d.base is None:
+        return d, build(spec)
+    packages = tuple(d.base.packages)
+    try:
+        check_packages(packages, "base.packages")
+    except InputError as exc:
+        raise InputError(
+            [Problem("base.packages", str(exc), str(path))], title="invalid image definition"
+        ) from None
+    return d, build(spec, (base_layer(packages, progress=progress),))

@@ -1,4 +1,5 @@
-"""OCI images from local files: one gzip layer per image, a config, a manifest.
+"""OCI images from local files: a gzip layer of the files (after the cached Debian base layer
+when the image needs a runtime), a config, a manifest.
 
 Everything is reproducible: files are added in sorted order with fixed owners and times, so the
 same inputs give the same digests (a rebuild pushes nothing new). Pure, no registry involved.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clusters.images.rootfs import BaseLayer
 from govcloud.errors import InputError
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -99,15 +101,20 @@ def _layer_tar(spec: ImageSpec) -> bytes:
     return buf.getvalue()
 
 
-def build(spec: ImageSpec) -> Image:
-    """The image of ``spec``: its layer, config and manifest blobs."""
+def build(spec: ImageSpec, base: tuple[BaseLayer, ...] = ()) -> Image:
+    """The image of ``spec``: its layers (``base`` first, then the spec's files), config and
+    manifest blobs."""
     if not spec.entrypoint:
         raise InputError("an image needs an entrypoint")
     for path in spec.files:
         if not path.startswith("/") or ".." in path.split("/"):
             raise InputError(f"image file {path!r}: expected an absolute path without '..'")
     raw = _layer_tar(spec)
-    layer = Blob(LAYER_TYPE, gzip.compress(raw, mtime=EPOCH))
+    layers = (
+        *(Blob(LAYER_TYPE, b.data()) for b in base),
+        Blob(LAYER_TYPE, gzip.compress(raw, mtime=EPOCH)),
+    )
+    diff_ids = [*(b.diff_id for b in base), "sha256:" + hashlib.sha256(raw).hexdigest()]
     config_doc: dict[str, Any] = {
         "architecture": "amd64",
         "os": "linux",
@@ -120,17 +127,17 @@ def build(spec: ImageSpec) -> Image:
             "ExposedPorts": {f"{p}/tcp": {} for p in spec.ports},
             "Labels": dict(spec.labels),
         },
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }
     config = Blob(CONFIG_TYPE, json.dumps(config_doc, sort_keys=True).encode())
     manifest_doc = {
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": config.descriptor(),
-        "layers": [layer.descriptor()],
+        "layers": [layer.descriptor() for layer in layers],
     }
     manifest = Blob(MANIFEST_TYPE, json.dumps(manifest_doc, sort_keys=True).encode())
-    return Image(config, (layer,), manifest)
+    return Image(config, layers, manifest)
 
 
 def static_binary_image(

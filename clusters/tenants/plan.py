@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes import client as k
@@ -97,6 +97,7 @@ class Quota:
     pods: int
     pvcs: int = 20
     services: int = 20
+    node_ports: int = 0  # the tenant's edge ports (prod only), made by the platform
 
     @property
     def hard(self) -> dict[str, str]:
@@ -111,7 +112,7 @@ class Quota:
             "pods": str(self.pods),
             "services": str(self.services),
             "services.loadbalancers": "0",
-            "services.nodeports": "0",
+            "services.nodeports": str(self.node_ports),
         }
 
 
@@ -639,9 +640,101 @@ def _capacity(spec: Spec) -> dict[str, float]:
     }
 
 
-def plan_tenant(dept: Department, opts: TenantOptions) -> Tenant:
+#: the label ``app deploy`` puts on an app's pods (its name)
+APP_LABEL = "app.kubernetes.io/name"
+
+
+@dataclass(frozen=True)
+class TenantNetwork:
+    """Addresses the tenants' network paths name: the edge's prefixes and the IaaS hosts'."""
+
+    edge: tuple[str, ...]  # the internet-access zone
+    hosts: dict[str, str]  # host name -> address
+
+    @classmethod
+    def of(cls, plan: Any) -> TenantNetwork:
+        """From a network plan (``infra.plan.Plan``)."""
+        zone = plan.zones.get("internet-access")
+        return cls(tuple(zone.prefixes) if zone else (), {h.name: h.address for h in plan.hosts})
+
+
+def _edge_objects(dept: Department, ns: str, net: TenantNetwork) -> list[Any]:
+    """Per edge port: a NodePort Service on every node that keeps the client's address
+    (traffic policy Local: a node without a pod of the app refuses, and the edge tries the
+    next), and the policy letting the edge's zone, alone, reach that port of the app's pods."""
+    out: list[Any] = []
+    for e in dept.tenant.edge:
+        pods = {APP_LABEL: e.app}
+        out.append(
+            k.V1Service(
+                api_version="v1",
+                kind="Service",
+                metadata=_meta(f"{e.app}-edge", ns, {L_TENANT: dept.code}),
+                spec=k.V1ServiceSpec(
+                    type="NodePort",
+                    external_traffic_policy="Local",
+                    selector=pods,
+                    ports=[
+                        k.V1ServicePort(
+                            name="edge", port=e.port, target_port=e.port, node_port=e.node_port
+                        )
+                    ],
+                ),
+            )
+        )
+        out.append(
+            _np(
+                dept.code,
+                ns,
+                f"{e.app}-from-edge",
+                k.V1NetworkPolicySpec(
+                    pod_selector=k.V1LabelSelector(match_labels=pods),
+                    policy_types=["Ingress"],
+                    ingress=[
+                        k.V1NetworkPolicyIngressRule(
+                            ports=[k.V1NetworkPolicyPort(protocol="TCP", port=e.port)],
+                            **{"from": [_block(p) for p in net.edge]},
+                        )
+                    ],
+                ),
+            )
+        )
+    return out
+
+
+def _reach_objects(dept: Department, ns: str, net: TenantNetwork) -> list[Any]:
+    """Per reached host: egress of every pod of the namespace to that host's ports."""
+    return [
+        _np(
+            dept.code,
+            ns,
+            f"reach-{r.host}",
+            k.V1NetworkPolicySpec(
+                pod_selector=k.V1LabelSelector(),
+                policy_types=["Egress"],
+                egress=[
+                    k.V1NetworkPolicyEgressRule(
+                        to=[_block(f"{net.hosts[r.host]}/32")],
+                        ports=[k.V1NetworkPolicyPort(protocol="TCP", port=p) for p in r.ports],
+                    )
+                ],
+            ),
+        )
+        for r in dept.tenant.reaches
+    ]
+
+
+def _block(cidr: str) -> k.V1NetworkPolicyPeer:
+    return k.V1NetworkPolicyPeer(ip_block=k.V1IPBlock(cidr=cidr))
+
+
+def plan_tenant(dept: Department, opts: TenantOptions, net: TenantNetwork | None = None) -> Tenant:
     quotas = split_sizing(dept)
+    prod = Environment.PROD.value
+    if dept.tenant.edge and prod in quotas:
+        quotas[prod] = replace(quotas[prod], node_ports=len(dept.tenant.edge))
     tenant = Tenant(dept.code, dept.name, quotas)
+    net = net or TenantNetwork((), {})
     for env, q in quotas.items():
         ns = tenant_namespace(dept.code, env)
         tenant.objects += [
@@ -649,22 +742,34 @@ def plan_tenant(dept: Department, opts: TenantOptions) -> Tenant:
             _quota(dept.code, ns, q),
             _limit_range(dept.code, ns),
             *_network_policies(dept, ns, opts),
+            *(_edge_objects(dept, ns, net) if env == prod else []),
+            *_reach_objects(dept, ns, net),
             *_rbac(dept.code, ns),
         ]
     return tenant
 
 
 def plan_tenants(
-    spec: Spec, opts: TenantOptions | None = None, only: Iterable[str] | None = None
+    spec: Spec,
+    opts: TenantOptions | None = None,
+    only: Iterable[str] | None = None,
+    net: TenantNetwork | None = None,
 ) -> TenantPlan:
-    """Every tenant of the spec (or of the departments in ``only``) and the platform objects."""
+    """Every tenant of the spec (or of the departments in ``only``) and the platform objects.
+    ``net`` gives the addresses of the tenants' edge ports and reached hosts (planned from the
+    spec when not given)."""
     opts = opts or TenantOptions()
     wanted = set(only) if only is not None else None
     problems: list[Problem] = []
     if wanted is not None:
         unknown = sorted(wanted - {d.code for d in spec.departments})
         problems += [Problem("departments", f"no department with code {c!r}") for c in unknown]
-    tenants = [plan_tenant(d, opts) for d in spec.departments if wanted is None or d.code in wanted]
+    chosen = [d for d in spec.departments if wanted is None or d.code in wanted]
+    if net is None and any(d.tenant.edge or d.tenant.reaches for d in chosen):
+        from infra.plan import make_plan
+
+        net = TenantNetwork.of(make_plan(spec))
+    tenants = [plan_tenant(d, opts, net) for d in chosen]
     cap = _capacity(spec)
     totals = {
         "cpu": sum(q.cpu_m for t in tenants for q in t.quotas.values()) / 1000,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from govcloud.cli.common import JsonOpt, console, print_json, read_spec
+from govcloud.cli.common import JsonOpt, console, err_console, print_json, read_spec
 from govcloud.errors import InputError
 
 app = typer.Typer(
@@ -25,11 +25,9 @@ DefinitionArg = Annotated[
 def build(definition: DefinitionArg, json: JsonOpt = False) -> None:
     """Build the image and print its digest; sends nothing (the same files give the same
     digest)."""
-    from clusters.images.definition import load_definition
-    from clusters.images.oci import build as build_image
+    from clusters.images.definition import build_image
 
-    d, spec = load_definition(definition)
-    image = build_image(spec)
+    d, image = build_image(definition, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))
     out = {"name": d.name, "tag": d.tag, "digest": image.digest,
            "bytes": sum(len(b.data) for b in image.blobs())}  # fmt: skip
     if json:
@@ -50,11 +48,10 @@ def push(
     sent again. Prints the reference to put in the app spec."""
     from clusters.cloud.apply import registry_client
     from clusters.cloud.plan import make_cluster_plan
-    from clusters.images.definition import load_definition
-    from clusters.images.oci import build as build_image
+    from clusters.images.definition import build_image, load_definition
     from infra.plan import make_plan
 
-    d, image_spec = load_definition(definition)
+    d, _ = load_definition(definition)
     s = read_spec(spec)
     if s.department(d.department) is None and d.department != "platform":
         raise InputError(
@@ -64,7 +61,7 @@ def push(
     cp = make_cluster_plan(s, make_plan(s).hosts)
     if cp is None:
         raise InputError("the spec plans no cluster, so no registry to push to")
-    image = build_image(image_spec)
+    _, image = build_image(definition, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))
     sent = registry_client(cp).push(d.name, d.tag, image)
     ref = f"{cp.registry}/{d.name}:{d.tag}"
     if json:

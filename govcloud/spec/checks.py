@@ -435,6 +435,43 @@ def _check_cluster(spec: Spec, out: list[Problem]) -> None:
                 "and API server per cloud for now)",
             )
         )
+    _check_tenant_paths(spec, planes > 0, out)
+
+
+def _check_tenant_paths(spec: Spec, cluster: bool, out: list[Problem]) -> None:
+    """A tenant's edge ports and reached hosts: a cloud to run on, node ports used once, only
+    the department's own IaaS hosts reached."""
+    taken: dict[int, str] = {}
+    for i, d in enumerate(spec.departments):
+        path = f"departments[{i}].tenant"
+        if (d.tenant.edge or d.tenant.reaches) and not cluster:
+            out.append(
+                Problem(
+                    path,
+                    "edge ports and reached hosts need the cloud's Kubernetes cluster "
+                    "(a control-plane host in datacenter.hosts)",
+                )
+            )
+        for j, e in enumerate(d.tenant.edge):
+            if e.node_port in taken:
+                out.append(
+                    Problem(
+                        f"{path}.edge[{j}].node_port",
+                        f"node port {e.node_port} is already taken by {taken[e.node_port]}",
+                    )
+                )
+            taken.setdefault(e.node_port, f"{path}.edge[{j}]")
+        own = {f"{d.code}-vm-{n + 1}" for n in range(d.tenant.vm_hosts)}
+        for j, r in enumerate(d.tenant.reaches):
+            if r.host not in own:
+                out.append(
+                    Problem(
+                        f"{path}.reaches[{j}].host",
+                        f"expected one of the department's own IaaS hosts "
+                        f"({', '.join(sorted(own)) or 'none: set tenant.vm_hosts'}), "
+                        f'got "{r.host}"',
+                    )
+                )
 
 
 def _check_identity(spec: Spec, out: list[Problem]) -> None:

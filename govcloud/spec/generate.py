@@ -176,6 +176,9 @@ def _tls() -> dict[str, Any]:
     }
 
 
+HALL_NODE_PORT = 30080  # the online hall's port on every node, which the edge forwards to
+
+
 def _department(
     code: str,
     name: str,
@@ -188,6 +191,7 @@ def _department(
     mem: int,
     disk: int,
     vm: bool = False,
+    vm_hosts: int = 0,
 ) -> dict[str, Any]:
     dept: dict[str, Any] = {
         "code": code,
@@ -204,6 +208,13 @@ def _department(
     }
     if vm:
         dept["tenant"].update({"deploy": "vm", "vm_hosts": 1})
+    elif vm_hosts:
+        dept["tenant"]["vm_hosts"] = vm_hosts  # IaaS hosts beside its Kubernetes tenant
+    if code == "dsjj" and vm_hosts:
+        # the online hall: citizens reach it through the edge on a node port; its pods reach
+        # its database on the department's own host
+        dept["tenant"]["edge"] = [{"app": "hall", "port": 8080, "node_port": HALL_NODE_PORT}]
+        dept["tenant"]["reaches"] = [{"host": f"{code}-vm-1", "ports": [5432]}]
     if rng.random() < 0.6:
         dept["grants"] = ["exchange", "e-licence"]
     return dept
@@ -328,6 +339,7 @@ def lab() -> dict[str, Any]:
             cpu=4,
             mem=8,
             disk=200,
+            vm_hosts=1,  # the hall's database (dsjj-vm-1): the department's own IaaS host
         ),
     ]
     licences = _licences(depts, LAB_LICENCE_READS)
@@ -379,6 +391,7 @@ def lab() -> dict[str, Any]:
         {"name": "hall-1", "role": "hall", "rack": "R03", "kw": 0.5},
         {"name": "hall-2", "role": "hall", "rack": "R04", "kw": 0.5},
         {"name": "shared-1", "role": "shared", "rack": "R02", "kw": 0.4},
+        {"name": "backup-1", "role": "storage", "rack": "R03", "kw": 0.5},
     ]
     pools = {
         "compute": {"vcpus": 32, "memory_gib": 64, "cpu_overcommit": 2.0},

@@ -163,6 +163,22 @@ class DeployKind(StrEnum):
     VM = "vm"
 
 
+class EdgePort(_Model):
+    """An app's port the edge (the internet-access zone's hosts) forwards citizens to: a
+    NodePort on every node, open to the internet-access zone alone, in the prod namespace."""
+
+    app: Slug
+    port: Annotated[int, Field(ge=1, le=65535)]  # the container port
+    node_port: Annotated[int, Field(ge=30000, le=32767)]
+
+
+class Reach(_Model):
+    """One of the department's own IaaS hosts its pods may connect to (a database, say)."""
+
+    host: Slug
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(min_length=1)
+
+
 class TenantSizing(_Model):
     cpu: PositiveFloat  # cores
     memory_gib: PositiveFloat
@@ -170,6 +186,8 @@ class TenantSizing(_Model):
     environments: list[Environment] = Field(default_factory=lambda: [Environment.PROD])
     deploy: DeployKind = DeployKind.KUBERNETES
     vm_hosts: NonNegativeInt = 0
+    edge: list[EdgePort] = Field(default_factory=list)
+    reaches: list[Reach] = Field(default_factory=list)
 
 
 class ServiceItems(_Model):

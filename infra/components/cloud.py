@@ -33,8 +33,9 @@ def play_inputs(plan: Plan, playbook: str) -> str:
     ]
     if "hall" in roles_of(playbook):
         from clusters.hallseed import seed_plan
+        from clusters.hallsite import hall_site
 
-        parts.append(seed_plan(plan.spec))
+        parts += [seed_plan(plan.spec), hall_site(plan.spec)]
     return digest(parts)
 
 
@@ -181,7 +182,9 @@ class Bastion(pulumi.ComponentResource):
 
 
 class Halls(pulumi.ComponentResource):
-    """The online hall on the hall hosts (the app behind a reverse proxy, PostgreSQL)."""
+    """The online hall around the cloud: its edge on the hall hosts (nginx forwarding to the
+    nodes) and its database on the department's own host (hall.yml). The app itself is the
+    department's, on the cloud: ``HallApp``."""
 
     urls: pulumi.Output[list[str]]
 
@@ -242,3 +245,44 @@ class Cluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.from_input(str(cluster_dir() / "admin.kubeconfig"))
         self.server = pulumi.Output.from_input(cp.server if cp else "")
         self.register_outputs({"kubeconfig": self.kubeconfig, "server": self.server})
+
+
+def hall_app_inputs(plan: Plan) -> str:
+    """What the hall's deployment depends on: the app's files (its code, image definition and
+    app spec) and the tenant it goes to (edge port, database host, addresses)."""
+    from clusters.hallapp import HALL_DIR
+    from clusters.hallsite import hall_site
+
+    site = hall_site(plan.spec)
+    return digest(
+        [
+            tree_digest(HALL_DIR),
+            site,
+            [(h.name, h.address) for h in plan.hosts if h.role in ("compute", "vm")],
+        ]
+    )
+
+
+class HallApp(pulumi.ComponentResource):
+    """The online hall on the cloud: its image in the registry, its secrets in the
+    department's OpenBao mount, deployed by the department's operator into its tenant (one
+    procedure: ``infra.providers.hallapp.HallApp``). Exposes the namespace it runs in."""
+
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:HallApp", name, None, opts)
+        from clusters.hallsite import hall_site
+        from govcloud.naming import tenant_namespace
+        from infra.providers.hallapp import HallApp as HallAppProcedure
+
+        site = hall_site(args.plan.spec)
+        self.deployment = _procedure(
+            HallAppProcedure, "hall-app", hall_app_inputs(args.plan), args, self
+        )
+        self.namespace = pulumi.Output.from_input(
+            tenant_namespace(site.department, "prod") if site else ""
+        )
+        self.register_outputs({"namespace": self.namespace})

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from clusters.tenants.plan import TenantNetwork
 from govcloud.spec.model import Spec
 from infra.providers.kubernetes import KubernetesObjects
 
@@ -19,6 +20,7 @@ from infra.providers.kubernetes import KubernetesObjects
 class TenantCloudArgs:
     spec: Spec
     kubeconfig: str
+    net: TenantNetwork | None = None  # addresses of edge ports and reached hosts (the plan's)
 
 
 class TenantCloud(pulumi.ComponentResource):
@@ -30,7 +32,7 @@ class TenantCloud(pulumi.ComponentResource):
         super().__init__("govcloud:index:TenantCloud", name, None, opts)
         from clusters.tenants.plan import TenantPlan, plan_tenants
 
-        plan = plan_tenants(args.spec)
+        plan = plan_tenants(args.spec, net=args.net)
         platform = KubernetesObjects(
             "tenancy-platform",
             kubeconfig=args.kubeconfig,

@@ -60,17 +60,36 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
         groups["compute"].setdefault("vars", {})["firewall_own_table_only"] = True
     if "bastion" in groups:
         groups["bastion"].setdefault("vars", {})["baseline_ssh_allow_tcp_forwarding"] = "local"
-    if "hall" in groups:
-        mgmt = plan.zones.get("management")
-        groups["hall"].setdefault("vars", {}).update(
-            {
-                "hall_seed_plan_file": str(plan_dir / HALL_SEED_PLAN),
-                "hall_secrets_dir": str(hall_secrets_dir()),
-                **({"hall_mgmt_cidr": mgmt.prefixes[0]} if mgmt and mgmt.prefixes else {}),
-            }
-        )
     add_converged_inputs(inv)
+    _hall_groups(plan, plan_dir, groups)  # hall.yml's own inputs, not site.yml's
     return inv
+
+
+def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
+    """The hall's edge (group hall) forwards to its node port on every node; its database host
+    (group hall_db, from the tenant's reached hosts) is seeded from the spec and lets the nodes
+    log in."""
+    from clusters.hallsite import hall_site
+
+    site = hall_site(plan.spec)
+    if site is None:
+        return
+    nodes = [h.address for h in plan.hosts if h.role == "compute"]
+    if "hall" in groups:
+        groups["hall"].setdefault("vars", {})["hall_upstreams"] = [
+            f"{a}:{site.node_port}" for a in nodes
+        ]
+    db = next((h for h in plan.hosts if h.name == site.database_host), None)
+    if db is None:
+        return
+    groups["hall_db"] = {
+        "hosts": {db.name: {}},  # its connection variables are in its role's group
+        "vars": {
+            "hall_db_seed_plan_file": str(plan_dir / HALL_SEED_PLAN),
+            "hall_db_secrets_dir": str(hall_secrets_dir()),
+            "hall_db_clients": [f"{a}/32" for a in nodes],
+        },
+    }
 
 
 def add_converged_inputs(inv: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from govcloud.errors import PlanError, Problem
-from govcloud.spec.model import Flow, SharedService, Spec
+from govcloud.spec.model import Department, Flow, SharedService, Spec
 from infra.inventory import InvHost
 from infra.network.cluster import CLUSTER_FLOWS
 from infra.network.traffic import first_matches, rule_box
@@ -49,7 +49,7 @@ DEFAULT_FLOWS: tuple[Flow, ...] = (
 class Rule:
     id: str
     name: str
-    origin: str  # spec, default or grant
+    origin: str  # spec, default, grant or tenant
     src: str
     dst: str
     src_prefixes: tuple[str, ...]
@@ -186,6 +186,38 @@ def check_overlaps(rules: list[Rule]) -> tuple[list[Problem], list[Problem]]:
     return warnings, notes
 
 
+def tenant_flows(d: Department, index: int) -> list[tuple[Flow, str]]:
+    """What a department's tenant declares it needs of the network: the edge reaching its
+    apps' node ports on the nodes, its pods (leaving the nodes with the node's address) reaching
+    its own IaaS hosts."""
+    path = f"departments[{index}].tenant"
+    out = [
+        (
+            Flow(
+                name=f"edge-to-{d.code}-{e.app}",
+                src="internet-access",
+                dst="role:compute",
+                ports=[e.node_port],
+            ),
+            f"{path}.edge[{j}]",
+        )
+        for j, e in enumerate(d.tenant.edge)
+    ]
+    out += [
+        (
+            Flow(
+                name=f"{d.code}-pods-to-{r.host}",
+                src="role:compute",
+                dst=f"host:{r.host}",
+                ports=list(r.ports),
+            ),
+            f"{path}.reaches[{j}]",
+        )
+        for j, r in enumerate(d.tenant.reaches)
+    ]
+    return out
+
+
 def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Policy:
     res = _Resolver(zones, hosts)
     problems: list[Problem] = []
@@ -208,6 +240,7 @@ def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Pol
             )
         )
         flows.append((Flow(name=f"{d.code}-internal", src=zone, dst=zone), "grant", None))
+        flows += [(f, "tenant", path) for f, path in tenant_flows(d, spec.departments.index(d))]
         for service in d.grants:
             dst, port = SERVICE_PORTS[service]
             flows.append(

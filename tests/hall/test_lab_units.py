@@ -20,7 +20,6 @@ from loadtests.labsource import DEFAULT_SOURCE, source_hosts, source_pid
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLE = ROOT / "playbooks" / "roles" / "hall"
 
 
 def test_the_lab_image_carries_the_halls_packages_with_its_daemons_off() -> None:
@@ -37,26 +36,43 @@ def test_the_lab_image_carries_the_halls_packages_with_its_daemons_off() -> None
 def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) -> None:
     plan = make_plan(load_spec(LAB_SPEC))
     inv = runtime_inventory(plan, tmp_path)
-    hall = inv["all"]["children"]["hall"]
-    assert sorted(hall["hosts"]) == ["hall-1", "hall-2"]
-    assert hall["vars"] == {
-        "hall_seed_plan_file": str(tmp_path / HALL_SEED_PLAN),
-        "hall_secrets_dir": str(hall_secrets_dir()),
-        "hall_mgmt_cidr": plan.zones["management"].prefixes[0],
+    nodes = [h.address for h in plan.hosts if h.role == "compute"]
+    edge = inv["all"]["children"]["hall"]
+    assert sorted(edge["hosts"]) == ["hall-1", "hall-2"]
+    # the edge forwards to the hall's node port on every node
+    assert edge["vars"] == {"hall_upstreams": [f"{a}:30080" for a in nodes]}
+    # the database is on the department's own host, open to the nodes the pods leave by
+    db = inv["all"]["children"]["hall_db"]
+    assert db["hosts"] == {"dsjj-vm-1": {}}
+    assert "dsjj-vm-1" in inv["all"]["children"]["vm"]["hosts"]
+    assert db["vars"] == {
+        "hall_db_seed_plan_file": str(tmp_path / HALL_SEED_PLAN),
+        "hall_db_secrets_dir": str(hall_secrets_dir()),
+        "hall_db_clients": [f"{a}/32" for a in nodes],
     }
     assert hall_secrets_dir().parts[-2:] == ("secrets", "hall")
 
 
-def test_the_hall_role_documents_every_variable_with_its_prefix() -> None:
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
-    specs = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())
+@pytest.mark.parametrize(
+    ("role", "prefix", "required"),
+    [
+        ("hall", "hall_", set()),
+        ("hall_db", "hall_db_", {"hall_db_seed_plan_file", "hall_db_secrets_dir"}),
+    ],
+)
+def test_the_hall_roles_document_every_variable_with_their_prefix(
+    role: str, prefix: str, required: set[str]
+) -> None:
+    path = ROOT / "playbooks" / "roles" / role
+    defaults = yaml.safe_load((path / "defaults/main.yml").read_text())
+    specs = yaml.safe_load((path / "meta/argument_specs.yml").read_text())
     options = specs["argument_specs"]["main"]["options"]
-    assert all(name.startswith("hall_") for name in [*defaults, *options])
+    assert all(name.startswith(prefix) for name in [*defaults, *options])
     assert set(defaults) <= set(options)
-    # the two controller paths come from the runtime inventory: required, no default
-    assert set(options) - set(defaults) == {"hall_seed_plan_file", "hall_secrets_dir"}
-    assert all(options[n]["required"] for n in ("hall_seed_plan_file", "hall_secrets_dir"))
-    tasks = (ROLE / "tasks/main.yml").read_text()
+    # the controller paths come from the runtime inventory: required, no default
+    assert set(options) - set(defaults) == required
+    assert all(options[n]["required"] for n in required)
+    tasks = (path / "tasks/main.yml").read_text()
     for module in ("template", "copy"):
         blocks = tasks.split(f"ansible.builtin.{module}:")[1:]
         assert all("validate:" in b.split("- name:")[0] for b in blocks), module

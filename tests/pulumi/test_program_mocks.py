@@ -38,10 +38,10 @@ def test_lab_graph_counts_per_type(lab_graph: list[dict[str, Any]]) -> None:
     assert kinds["govcloud:index:GovNetwork"] == 1
     assert kinds["govcloud:index:DataCenter"] == 1
     names = {_name(r) for r in lab_graph}
-    # 1 province + 2 cities + 4 counties; 3 routers + 10 host roles; 17 hosts; the lab fabric
+    # 1 province + 2 cities + 4 counties; 3 routers + 10 host roles; 19 hosts; the lab fabric
     assert sum(n.startswith("block-") for n in names) == 7
     assert {"ruleset-core", "ruleset-city-5201", "ruleset-role-hall"} <= names
-    assert sum(n.startswith("host-") for n in names) == 17
+    assert sum(n.startswith("host-") for n in names) == 19
     assert {"fabric", "site"} <= names
 
 
@@ -101,7 +101,7 @@ def test_more_service_items_rerun_the_hall_play_only(tmp_path: Path) -> None:
     raw["departments"][0]["items"]["administrative"] += 40  # more guides in the hall catalog
     spec.write_text(dump(raw), encoding="utf-8")
     after = _play_inputs(run_program(Settings(spec, "lab")))
-    assert set(before) == set(after) == {"site", "identity", "cluster", "halls"}
+    assert set(before) == set(after) == {"site", "identity", "cluster", "halls", "hall-app"}
     assert sorted(n for n in after if before[n] != after[n]) == ["halls"]
 
 
@@ -110,6 +110,7 @@ def test_a_spec_moved_elsewhere_unchanged_reruns_nothing(tmp_path: Path) -> None
     digest), not on the path it was read from."""
     from infra.providers.ansible import AnsiblePlayProvider
     from infra.providers.cluster import ClusterDeploymentProvider
+    from infra.providers.hallapp import HallAppProvider
     from infra.providers.identity import IdentityDeploymentProvider
 
     first, second = tmp_path / "a" / "lab.yaml", tmp_path / "b" / "lab.yaml"
@@ -120,7 +121,8 @@ def test_a_spec_moved_elsewhere_unchanged_reruns_nothing(tmp_path: Path) -> None
     after = {_name(r): r["inputs"] for r in run_program(Settings(second, "lab"))}
     providers = {"site": AnsiblePlayProvider(), "halls": AnsiblePlayProvider(),
                  "identity": IdentityDeploymentProvider(),
-                 "cluster": ClusterDeploymentProvider()}  # fmt: skip
+                 "cluster": ClusterDeploymentProvider(),
+                 "hall-app": HallAppProvider()}  # fmt: skip
     for name, provider in providers.items():
         assert before[name]["spec"] != after[name]["spec"]
         assert provider.diff_(before[name], after[name]) == [], name

@@ -50,7 +50,8 @@ def test_the_hall_reference_spec_is_valid(
     assert _problems(hall, lab) == {}
     app = parse_app(hall)
     kinds = [m["kind"] for m in objects.build(app, lab[1])]
-    assert kinds == ["Service", "Deployment", "HorizontalPodAutoscaler", "Ingress"]
+    # citizens come in through the edge's node port (the tenant's), not an Ingress
+    assert kinds == ["Service", "Deployment", "HorizontalPodAutoscaler"]
 
 
 def test_unknown_tenant(hall: dict[str, Any], lab: tuple[Spec, TenantPlan]) -> None:
@@ -142,7 +143,7 @@ def test_pod_template_meets_restricted(hall: dict[str, Any], lab: tuple[Spec, Te
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert c["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
+    assert c["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}
     secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
     assert secret_env["HALL_DSN"] == {"name": "hall-openbao", "key": "HALL_DSN"}
     assert "replicas" not in dep["spec"]  # the autoscaler owns the count

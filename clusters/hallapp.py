@@ -1,0 +1,151 @@
+"""The online hall brought onto the cloud by the platform, as its department would do it.
+
+1. The image (``clusters/apps/hall/image.yaml``) built from local files and pushed to the cloud's
+   registry (only missing blobs are sent).
+2. The hall's secrets (the database's address and password, the admin and metrics tokens,
+   generated on the controller by hall.yml) written to the department's own OpenBao mount
+   (``kv-<code>/hall/...``) by the department's developer; nothing is written when they hold
+   these values already.
+3. ``app deploy`` of ``clusters/apps/hall/app.yaml`` by the department's operator: the app is
+   validated against its tenant, its secrets are read from OpenBao with the operator's token and
+   kept in the app's Secret only, the objects applied with the operator's own certificate, and
+   the rollout awaited.
+
+Nothing here is specific to the lab beyond where the state lives; a failure names its step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clusters.hallsite import HallSite, hall_site
+from govcloud.errors import OperationError
+from govcloud.naming import kv_mount
+from govcloud.spec.model import Spec
+from infra.inventory import InvHost
+
+HALL_DIR = Path(__file__).resolve().parent / "apps" / "hall"
+APP_SPEC = HALL_DIR / "app.yaml"
+IMAGE = HALL_DIR / "image.yaml"
+DB_NAME, DB_USER = "hall", "govcloud_hall"  # playbooks/roles/hall_db defaults
+ROLLOUT_TIMEOUT = 300.0
+
+
+@dataclass
+class Published:
+    image: str = ""
+    digest: str = ""
+    blobs_sent: int = 0
+    secrets_written: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    rollout: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "image": self.image,
+            "digest": self.digest,
+            "blobs_sent": self.blobs_sent,
+            "secrets_written": self.secrets_written,
+            "applied": self.applied,
+            "rollout": self.rollout,
+        }
+
+
+def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[str, str]]:
+    """KV path (under the department's mount) -> values, from the secrets hall.yml generated."""
+    from infra.hosts.apply import hall_secrets_dir
+
+    db = next((h for h in hosts if h.name == site.database_host), None)
+    if db is None:
+        raise OperationError(
+            f"the hall's database host {site.database_host!r} is not in the plan "
+            "(tenant.reaches of the hall's department)"
+        )
+    secrets = hall_secrets_dir()
+    values: dict[str, str] = {}
+    for name in ("db-password", "admin-token", "metrics-token"):
+        try:
+            values[name] = (secrets / name).read_text(encoding="utf-8").split()[0]
+        except (OSError, IndexError):
+            raise OperationError(
+                f"{secrets / name} is missing: hall.yml generates the hall's secrets "
+                "(run `govcloud hosts apply` or `pulumi up`)"
+            ) from None
+    dsn = (
+        f"postgresql://{DB_USER}:{values['db-password']}@{db.address}:5432/{DB_NAME}"
+        "?sslmode=disable"
+    )
+    return {
+        "hall/db": {"dsn": dsn},
+        "hall/tokens": {"admin": values["admin-token"], "metrics": values["metrics-token"]},
+    }
+
+
+def publish_hall(
+    spec: Spec, hosts: list[InvHost], progress: Callable[[str], None] | None = None
+) -> Published:
+    """Image, secrets and deploy of the hall on the cloud; raises on the first failed step."""
+    from clusters.cloud.apply import registry_client
+    from clusters.cloud.pki import department_kubeconfig
+    from clusters.cloud.plan import make_cluster_plan
+    from clusters.deploy import objects, rollout
+    from clusters.deploy.spec import check, load_app
+    from clusters.images.definition import build_image
+    from clusters.tenants.kube import Kube
+    from clusters.tenants.plan import plan_tenants
+    from security.identity.session import login
+    from security.openbao.client import BaoNotFound
+    from security.openbao.cluster import Paths
+
+    say = progress or (lambda _m: None)
+    site = hall_site(spec)
+    cp = make_cluster_plan(spec, hosts)
+    if site is None or cp is None:
+        raise OperationError("the spec puts no hall on a cloud (tenant.edge for app 'hall')")
+    out = Published()
+    app = load_app(APP_SPEC)
+    tenants = plan_tenants(spec)
+    check(app, spec, tenants, source=str(APP_SPEC))
+
+    say("hall: building and pushing its image")
+    d, image = build_image(IMAGE, progress=say)
+    out.image, out.digest = f"{cp.registry}/{d.name}:{d.tag}", image.digest
+    if out.image != app.image:
+        raise OperationError(f"{APP_SPEC}: image {app.image} is not the one {IMAGE} builds")
+    out.blobs_sent = registry_client(cp).push(d.name, d.tag, image)
+
+    say(f"hall: its secrets in OpenBao ({kv_mount(site.department)}/hall/...)")
+    paths = Paths.default()
+    developer = login(f"{site.department}-developer", hosts, paths)
+    mount = kv_mount(site.department)
+    for path, values in hall_secret_values(site, hosts).items():
+        try:
+            held = developer.read_kv_secret(path, mount_point=mount)
+        except BaoNotFound:
+            held = {}
+        if held != values:
+            developer.write_kv_secret(path, values, mount_point=mount)
+            out.secrets_written.append(f"{mount}/{path}")
+
+    say("hall: deploying it as the department's operator")
+    operator = login(f"{site.department}-operator", hosts, paths)
+    ca = operator.endpoint.ca_cert
+    secret_values = rollout.read_openbao_secrets(
+        app, operator.endpoint.url, operator.token or "", str(ca) if ca else None
+    )
+    kube = Kube.from_kubeconfig(department_kubeconfig(cp, site.department, "operator"))
+    done = rollout.deploy(
+        kube,
+        app,
+        objects.build(app, tenants),
+        timeout=ROLLOUT_TIMEOUT,
+        secret_values=secret_values,
+    )
+    out.applied = done.applied
+    out.rollout = done.rollout.as_dict()
+    if not done.rollout.ok:
+        raise OperationError(f"the hall's rollout did not complete: {done.rollout.message}")
+    return out
