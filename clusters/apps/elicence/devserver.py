@@ -152,6 +152,7 @@ class Services:
     exchange: LocalApp
     audit_file: Path
     reader_token: str
+    workdir: Path
 
     @classmethod
     def create(
@@ -193,7 +194,7 @@ class Services:
                 "EXCHANGE_TOKEN_CACHE_SECONDS": str(token_cache_seconds),
             },
         )
-        return cls(pg, bao, library, exchange, audit, reader)
+        return cls(pg, bao, library, exchange, audit, reader, workdir)
 
     def start(self, types: list[dict[str, str]]) -> Services:
         types_file = self.library.root / "types.json"
