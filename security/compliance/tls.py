@@ -1,0 +1,290 @@
+"""Evidence for a TLS endpoint, gathered with a real TLS client (Python's ``ssl``, OpenSSL).
+
+What a hall's citizens would meet, probed from the network rather than read from a config:
+
+- which protocol versions the server accepts: TLS 1.2 and 1.3 wanted, TLS 1.0 and 1.1 refused
+  (the client is opened down to security level 0 so that a refusal is the server's);
+- which weak cipher suites it accepts over TLS 1.2: none of those without forward secrecy,
+  CBC-mode or 3DES;
+- whether its chain verifies to the PKI's root for the name asked (path validation by OpenSSL
+  with host-name check), and how many days the certificate has left;
+- the HSTS header on an HTTPS response, and that plain HTTP only redirects to HTTPS.
+
+:func:`probe` returns a :class:`TlsEvidence`; :func:`tls_endpoint` asserts like the other checks
+of :mod:`security.compliance.checks` and returns one line of evidence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+#: versions a grade-3 endpoint must refuse and those it must accept
+REFUSED_VERSIONS = ("TLSv1", "TLSv1.1")
+ACCEPTED_VERSIONS = ("TLSv1.2", "TLSv1.3")
+#: TLS 1.2 suites outside Mozilla's intermediate profile: no forward secrecy, CBC, 3DES
+WEAK_CIPHERS = (
+    "AES128-SHA",
+    "AES256-SHA",
+    "AES128-GCM-SHA256",
+    "AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES128-SHA",
+    "ECDHE-ECDSA-AES256-SHA",
+    "ECDHE-ECDSA-AES128-SHA256",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-RSA-AES256-SHA",
+    "DES-CBC3-SHA",
+)
+MIN_HSTS_SECONDS = 15_768_000  # six months
+MIN_DAYS_LEFT = 7.0
+
+_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+@dataclass
+class TlsEvidence:
+    host: str
+    port: int
+    server_name: str
+    versions: dict[str, bool] = field(default_factory=dict)  # version -> accepted
+    untested_versions: list[str] = field(default_factory=list)  # this client cannot speak them
+    weak_ciphers_accepted: list[str] = field(default_factory=list)
+    ciphers_untested: list[str] = field(default_factory=list)
+    chain_ok: bool = False
+    chain_error: str = ""
+    protocol: str = ""
+    cipher: str = ""
+    serial: str = ""
+    not_after: str = ""
+    days_left: float = 0.0
+    hsts: str = ""
+    http_redirect: str | None = None  # Location of the plain-HTTP answer (None: not probed)
+    http_status: int | None = None
+
+    def problems(self, min_days: float = MIN_DAYS_LEFT) -> list[str]:
+        out: list[str] = []
+        for v in REFUSED_VERSIONS:
+            if self.versions.get(v):
+                out.append(f"{v} accepted")
+        for v in ACCEPTED_VERSIONS:
+            if v in self.versions and not self.versions[v]:
+                out.append(f"{v} refused")
+        if self.weak_ciphers_accepted:
+            out.append("weak ciphers accepted: " + ", ".join(self.weak_ciphers_accepted))
+        if not self.chain_ok:
+            out.append(
+                f"chain does not verify to the PKI for {self.server_name}: {self.chain_error}"
+            )
+        elif self.days_left < min_days:
+            out.append(f"certificate has {self.days_left:.1f} days left (< {min_days:g})")
+        age = _hsts_max_age(self.hsts)
+        if age is None:
+            out.append("no Strict-Transport-Security header")
+        elif age < MIN_HSTS_SECONDS:
+            out.append(f"HSTS max-age {age} < {MIN_HSTS_SECONDS}")
+        if self.http_status is not None and not (
+            self.http_status in (301, 302, 307, 308)
+            and (self.http_redirect or "").startswith("https://")
+        ):
+            out.append(f"plain HTTP answers {self.http_status}, not a redirect to https")
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems()
+
+    def summary(self) -> str:
+        accepted = [v for v, yes in self.versions.items() if yes]
+        refused = [v for v, yes in self.versions.items() if not yes]
+        parts = [
+            f"{self.server_name} at {self.host}:{self.port}: accepts {', '.join(accepted) or '-'}",
+            f"refuses {', '.join(refused) or '-'}",
+            f"{len(WEAK_CIPHERS) - len(self.ciphers_untested) - len(self.weak_ciphers_accepted)}"
+            " weak TLS 1.2 suites refused",
+            f"chain to the PKI {'verified' if self.chain_ok else 'NOT verified'}"
+            f" ({self.protocol} {self.cipher})",
+            f"serial {self.serial}, {self.days_left:.1f} days left",
+            f"HSTS {self.hsts or 'absent'}",
+        ]
+        if self.http_status is not None:
+            parts.append(f"http -> {self.http_status} {self.http_redirect or ''}".rstrip())
+        return "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "server_name": self.server_name,
+            "versions": self.versions,
+            "untested_versions": self.untested_versions,
+            "weak_ciphers_accepted": self.weak_ciphers_accepted,
+            "ciphers_untested": self.ciphers_untested,
+            "chain_ok": self.chain_ok,
+            "chain_error": self.chain_error,
+            "protocol": self.protocol,
+            "cipher": self.cipher,
+            "serial": self.serial,
+            "not_after": self.not_after,
+            "days_left": round(self.days_left, 2),
+            "hsts": self.hsts,
+            "http_status": self.http_status,
+            "http_redirect": self.http_redirect,
+            "problems": self.problems(),
+        }
+
+
+def _hsts_max_age(value: str) -> int | None:
+    for part in value.split(";"):
+        key, _, num = part.strip().partition("=")
+        if key.lower() == "max-age" and num.strip().strip('"').isdigit():
+            return int(num.strip().strip('"'))
+    return None
+
+
+def _probe_context() -> ssl.SSLContext:
+    """A client that would speak anything (verification off): refusals are the server's."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    return ctx
+
+
+def _handshake(ctx: ssl.SSLContext, host: str, port: int, name: str, timeout: float) -> bool:
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=name),
+        ):
+            return True
+    except (ssl.SSLError, ConnectionResetError, ConnectionAbortedError):
+        return False
+
+
+def _version_offered(version: str, host: str, port: int, name: str, timeout: float) -> bool | None:
+    """True accepted, False refused, None: this client cannot offer it."""
+    ctx = _probe_context()
+    try:
+        with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: that is what is probed
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = _VERSIONS[version]
+            ctx.maximum_version = _VERSIONS[version]
+    except (ValueError, ssl.SSLError):
+        return None
+    return _handshake(ctx, host, port, name, timeout)
+
+
+def _cipher_accepted(cipher: str, host: str, port: int, name: str, timeout: float) -> bool | None:
+    ctx = _probe_context()
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.set_ciphers(f"{cipher}:@SECLEVEL=0")
+    except ssl.SSLError:
+        return None  # not compiled into this OpenSSL
+    return _handshake(ctx, host, port, name, timeout)
+
+
+def _http_get(sock: socket.socket, name: str) -> tuple[int, dict[str, str]]:
+    sock.sendall(
+        f"GET / HTTP/1.1\r\nHost: {name}\r\nUser-Agent: govcloud-tls-probe\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1]) if head and len(head[0].split()) > 1 else 0
+    headers: dict[str, str] = {}
+    for line in head[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers
+
+
+def probe(
+    host: str,
+    port: int,
+    server_name: str,
+    ca_file: Path,
+    *,
+    http_port: int | None = None,
+    timeout: float = 5.0,
+    now: dt.datetime | None = None,
+) -> TlsEvidence:
+    """Probe ``host:port`` as ``server_name`` (SNI and the name checked); ``ca_file`` holds the
+    PKI's root. ``http_port``: also check that plain HTTP only redirects."""
+    ev = TlsEvidence(host, port, server_name)
+    for version in (*REFUSED_VERSIONS, *ACCEPTED_VERSIONS):
+        got = _version_offered(version, host, port, server_name, timeout)
+        if got is None:
+            ev.untested_versions.append(version)
+        else:
+            ev.versions[version] = got
+    for cipher in WEAK_CIPHERS:
+        got = _cipher_accepted(cipher, host, port, server_name, timeout)
+        if got is None:
+            ev.ciphers_untested.append(cipher)
+        elif got:
+            ev.weak_ciphers_accepted.append(cipher)
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+        ):
+            ev.chain_ok = True
+            ev.protocol = tls.version() or ""
+            ev.cipher = (tls.cipher() or ("",))[0]
+            der = tls.getpeercert(binary_form=True)
+            if der:
+                cert = x509.load_der_x509_certificate(der)
+                ev.serial = f"{cert.serial_number:x}"
+                ev.not_after = cert.not_valid_after_utc.isoformat()
+                left = cert.not_valid_after_utc - (now or dt.datetime.now(dt.UTC))
+                ev.days_left = left.total_seconds() / 86400
+            _status, headers = _http_get(tls, server_name)
+            ev.hsts = headers.get("strict-transport-security", "")
+    except ssl.SSLCertVerificationError as exc:
+        ev.chain_error = exc.verify_message or str(exc)
+    except (ssl.SSLError, OSError) as exc:
+        ev.chain_error = f"{type(exc).__name__}: {exc}"
+    if http_port is not None:
+        try:
+            with socket.create_connection((host, http_port), timeout=timeout) as plain:
+                ev.http_status, headers = _http_get(plain, server_name)
+                ev.http_redirect = headers.get("location")
+        except OSError as exc:
+            ev.http_status, ev.http_redirect = 0, f"no answer ({exc})"
+    return ev
+
+
+def tls_endpoint(
+    host: str,
+    port: int,
+    server_name: str,
+    ca_file: Path,
+    *,
+    http_port: int | None = None,
+    min_days: float = MIN_DAYS_LEFT,
+) -> str:
+    """The compliance check of one HTTPS endpoint (等保 grade 3, 通信传输): asserts, returns the
+    evidence line."""
+    ev = probe(host, port, server_name, ca_file, http_port=http_port)
+    problems = ev.problems(min_days)
+    assert not problems, f"{server_name} at {host}:{port}: " + "; ".join(problems)
+    return ev.summary()
