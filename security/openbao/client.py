@@ -205,6 +205,14 @@ class Bao:
     def revoke_token(self) -> None:
         _wrap("revoke token", lambda: self._client.auth.token.revoke_self())
 
+    def create_token(self, policies: list[str], *, ttl: str = "1h", **params: Any) -> str:
+        """A child token with ``policies`` (a service's own token); returns the token."""
+        resp = _wrap(
+            "create token",
+            lambda: self._client.auth.token.create(policies=policies, ttl=ttl, **params),
+        )
+        return str(resp["auth"]["client_token"])
+
     # -- auth methods ------------------------------------------------------------------------
 
     def list_auth_methods(self) -> dict[str, Any]:

@@ -77,6 +77,30 @@ def exchange_grants(spec: Spec) -> dict[str, Any]:
     }
 
 
+def enrol_department_apps(
+    bao: Bao, codes: list[str], *, role: str = "developer", mount_point: str = "userpass"
+) -> dict[str, str]:
+    """For a local OpenBao (tests, bench): one app identity per department, a userpass login
+    whose entity is in the department's ``role`` group; returns each department's token."""
+    import secrets
+
+    if f"{mount_point}/" not in bao.list_auth_methods():
+        bao.enable_auth_method("userpass", mount_point=mount_point)
+    tokens = {}
+    for code in codes:
+        user, password = f"app-{code}", secrets.token_urlsafe(18)
+        bao.create_or_update_userpass_user(user, password, mount_point=mount_point)
+        client = bao.login_userpass(user, password, mount_point=mount_point)
+        entity = client.lookup_token()["entity_id"]
+        group = department_group(code, role)
+        found = bao.read_group(group) or {}
+        members = list(found.get("member_entity_ids") or [])
+        if entity not in members:
+            bao.create_or_update_group(group, member_entity_ids=[*members, entity])
+        tokens[code] = str(client.token)
+    return tokens
+
+
 @dataclass
 class SealsApplied:
     keys: list[str]

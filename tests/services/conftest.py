@@ -15,7 +15,6 @@ import pytest
 
 from clusters.apps.elicence.devserver import LocalBao, Services
 from clusters.apps.hall.devserver import LocalPostgres
-from govcloud.naming import department_group
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
 from security.openbao.client import Bao, Endpoint
@@ -23,6 +22,7 @@ from security.openbao.seals import (
     EXCHANGE_POLICY,
     LIBRARY_POLICY,
     apply_seals,
+    enrol_department_apps,
     exchange_grants,
     licence_types,
 )
@@ -88,29 +88,6 @@ class Shared:
         return asyncio.run(run())
 
 
-def department_tokens(root: Bao, codes: list[str]) -> dict[str, str]:
-    """One app identity per department: a userpass login whose entity is in the department's
-    developers group (as identity as code puts people), and its token."""
-    if "userpass/" not in root.list_auth_methods():
-        root.enable_auth_method("userpass", mount_point="userpass")
-    tokens = {}
-    for code in codes:
-        user = f"app-{code}"
-        root.create_or_update_userpass_user(user, "pw-" + code, mount_point="userpass")
-        client = root.login_userpass(user, "pw-" + code, mount_point="userpass")
-        entity = client.lookup_token()["entity_id"]
-        root.create_or_update_group(department_group(code, "developer"), member_entity_ids=[entity])
-        tokens[code] = str(client.token)
-    return tokens
-
-
-def service_token(root: Bao, policy: str) -> str:
-    import hvac
-
-    client = hvac.Client(url=root.endpoint.url, token=root.token)
-    return str(client.auth.token.create(policies=[policy], ttl="1h")["auth"]["client_token"])
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     spec = load_spec(LAB_SPEC)
@@ -120,14 +97,14 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     services = None
     try:
         root = Bao(Endpoint(bao.addr), bao.root_token)
-        tokens = department_tokens(root, [d.code for d in spec.departments])
+        tokens = enrol_department_apps(root, [d.code for d in spec.departments])
         apply_seals(root, spec)
         services = Services.create(
             pg,
             bao,
             exchange_grants(spec),
-            service_token(root, LIBRARY_POLICY),
-            service_token(root, EXCHANGE_POLICY),
+            root.create_token([LIBRARY_POLICY]),
+            root.create_token([EXCHANGE_POLICY]),
             workdir,
         ).start(licence_types(spec))
         yield Shared(services, root, tokens)
