@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from clusters.cloud.addons import platform_image
 from clusters.cloud.plan import ClusterPlan
 from clusters.images.oci import ImageSpec, static_binary_image
+from govcloud.errors import OperationError
 from govcloud.toolchain import pki
 
 if TYPE_CHECKING:
@@ -337,9 +338,16 @@ def objects_from_pki(
     replicas: int = 1,
     host_network: bool = True,
 ) -> list[dict[str, Any]]:
-    """The add-on's objects with the CA and serving certificate read from ``pki_dir`` (the
-    serving certificate is issued there first when missing or no longer matching)."""
-    ca_key, ca_cert = pki.ensure_ca(pki_dir, f"govcloud-{cp.name}-cluster-ca")
+    """The add-on's objects with the cluster CA and the serving certificate read from
+    ``pki_dir`` (the cluster's certificates, ``clusters.cloud.pki.ensure``); the serving
+    certificate is issued there by the CA first when missing or no longer matching."""
+    ca_crt, ca_key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
+    if not (ca_crt.is_file() and ca_key_path.is_file()):
+        raise OperationError(
+            f"no cluster CA in {pki_dir}: the cluster's certificates come first "
+            "(govcloud cluster apply)"
+        )
+    ca_key, ca_cert = pki.load_key(ca_key_path), pki.load_cert(ca_crt)
     pki.ensure_cert(pki_dir, ca_key, ca_cert, serving_cert_request(cp))
     return metrics_objects(
         cp,
