@@ -107,6 +107,9 @@ class Config:
     #: the pages' cookies carry Secure; HALL_COOKIE_SECURE=0 drops it, allowed only on loopback
     #: (a plain-HTTP client there, e.g. a cookie jar that keeps Secure cookies to HTTPS)
     cookie_secure: bool = True
+    #: named in every response's X-Served-By (HALL_INSTANCE, else the pod's HOSTNAME), so a load
+    #: test through the edge can tell which replica served
+    instance: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -127,6 +130,7 @@ class Config:
         c.admin_token = e.get("HALL_ADMIN_TOKEN", c.admin_token)
         c.metrics_token = e.get("HALL_METRICS_TOKEN", c.metrics_token)
         c.access_log = e.get("HALL_ACCESS_LOG", c.access_log)
+        c.instance = e.get("HALL_INSTANCE") or e.get("HOSTNAME", "")
         c.pool_size = _int_env(e, "HALL_DB_POOL", c.pool_size)
         c.scrypt_n = _int_env(e, "HALL_SCRYPT_N", c.scrypt_n)
         if c.scrypt_n < 2 or c.scrypt_n & (c.scrypt_n - 1):
@@ -390,6 +394,8 @@ class Hall:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self.middleware], client_max_size=1 << 20)
+        if self.config.instance:
+            app.on_response_prepare.append(self._served_by)
         r = app.router
         r.add_get("/healthz", self.healthz, name="healthz")
         r.add_get("/readyz", self.readyz, name="readyz")
@@ -420,6 +426,9 @@ class Hall:
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.stop)
         return app
+
+    async def _served_by(self, _request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Served-By"] = self.config.instance
 
     # -- the middleware: auth, faults, errors, metrics, access log -------------------------------
 
@@ -577,7 +586,7 @@ class Hall:
             rows = await self.catalog_of(site, dept, kind, q, limit, offset)
             return dumps({"site": site, "offset": offset, "items": rows}).encode()
 
-        key = ("api-catalog", site, dept, kind, q, limit, offset)
+        key = None if q else ("api-catalog", site, dept, kind, limit, offset)
         return reply_body(await self.cache.through(key, load))
 
     async def catalog_of(
@@ -617,7 +626,8 @@ class Hall:
             )
             return tuple(dict(r) for r in rows)
 
-        rows = await self.cache.through(("catalog", site, dept, kind, q, limit, offset), load)
+        key = None if q else ("catalog", site, dept, kind, limit, offset)
+        rows = await self.cache.through(key, load)
         return [dict(r) for r in rows]  # the caller's own copies
 
     async def guide(self, request: web.Request) -> web.Response:

@@ -11,7 +11,8 @@ behind the seed's back (plain SQL) stays unseen. ``HALL_READ_CACHE_S=0`` switche
 caller), and misses (a 404) are not cached, so a new item shows at once.
 
 The cache is bounded (``size`` entries, the oldest dropped first): Guizhou's 256,419 guides do not
-all fit, the ones being read do.
+all fit, the ones being read do. Free-text searches are not kept (a key of None): they are a long
+tail, and a stream of made-up searches must not push the hot reads out.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class ReadCache:
         return self.seconds > 0
 
     def get(self, key: Hashable) -> Any:
-        """The value cached for ``key``, or ``None`` when there is none (or it expired)."""
+        """The value cached for ``key``, or ``None`` when there is none (or it expired, or the
+        key is None: a read not worth keeping, such as a free-text search)."""
+        if key is None or not self.enabled:
+            return None
         hit = self.data.get(key)
         if hit is not None and hit[0] > time.monotonic():
             self.hits += 1
@@ -48,7 +52,7 @@ class ReadCache:
         return None
 
     def put(self, key: Hashable, value: Any) -> None:
-        if not self.enabled or value is None:
+        if not self.enabled or key is None or value is None:
             return
         if len(self.data) >= self.size:
             for old in list(self.data)[: max(1, self.size // 10)]:  # the oldest tenth
@@ -57,7 +61,7 @@ class ReadCache:
 
     async def through(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         """The cached value for ``key``, or ``load()``'s (then cached; None is not)."""
-        if not self.enabled:
+        if not self.enabled or key is None:
             return await load()
         value = self.get(key)
         if value is None:

@@ -358,6 +358,9 @@ class Pages:
             self._depts = (time.monotonic(), depts)
         return depts
 
+    def _ancestors_of(self, code: str) -> Any:
+        return lambda: self._ancestors(code)
+
     async def _ancestors(self, code: str) -> list[tuple[str, str]]:
         prefixes = [code[:n] for n in (2, 4, 6, 9) if n < len(code)]
         if not prefixes:
@@ -398,36 +401,58 @@ class Pages:
             return [dict(r) for r in rows]
 
         cache = self.hall.cache
-        site, children, ancestors, depts, items = await asyncio.gather(
-            cache.through(("page-site", code), load_site),
-            cache.through(("page-children", code), load_children),
-            cache.through(("page-ancestors", code), lambda: self._ancestors(code)),
-            self.departments(),
-            self.hall.catalog_of(
-                code,
-                query["dept"] or None,
-                query["kind"] or None,
-                query["q"] or None,
-                PAGE_SIZE + 1,
-                (page - 1) * PAGE_SIZE,
-            ),
-        )
+        key = None if query["q"] else ("body-site", code, query["dept"], query["kind"], page)
+        body: Markup | None = cache.get(key)
+        if body is not None:  # the content is rendered already: the title and crumbs only
+            site = await cache.through(("page-site", code), load_site)
+            ancestors = await cache.through(("page-ancestors", code), self._ancestors_of(code))
+        else:
+            site, children, ancestors, depts, items = await asyncio.gather(
+                cache.through(("page-site", code), load_site),
+                cache.through(("page-children", code), load_children),
+                cache.through(("page-ancestors", code), self._ancestors_of(code)),
+                self.departments(),
+                self.hall.catalog_of(
+                    code,
+                    query["dept"] or None,
+                    query["kind"] or None,
+                    query["q"] or None,
+                    PAGE_SIZE + 1,
+                    (page - 1) * PAGE_SIZE,
+                ),
+            )
         if site is None:
             raise Problem(404, f"no site {code}", zh="没有这个站点")
-        names = {d["code"]: d["name"] for d in depts}
-        for item in items:
-            item["dept_name"] = names.get(item["dept"], item["dept"])
         request["crumbs"] = [("/", "首页"), *ancestors]
-        return self.render(
-            request, views.site_page, site,
-            children, depts, items[:PAGE_SIZE], query, page,
-            len(items) > PAGE_SIZE,
-        )  # fmt: skip
+        if body is None:
+            names = {d["code"]: d["name"] for d in depts}
+            for item in items:
+                item["dept_name"] = names.get(item["dept"], item["dept"])
+            more = len(items) > PAGE_SIZE
+
+            def build() -> Markup:
+                return views.site_body(site, children, depts, items[:PAGE_SIZE], query, page, more)
+
+            return self.render(request, self._cached_page, site["name"], key, build)
+        return self.render(request, views.layout, site["name"], body)
 
     async def guide(self, request: web.Request) -> web.Response:
         g = await self.hall.guide_of(request.match_info["item"])
         request["crumbs"] = [("/", "首页"), (f"/sites/{g['site_code']}", g["site_name"])]
-        return self.render(request, views.guide_page, g)
+        return self.render(
+            request, self._cached_page, g["name"], ("body-guide", g["code"]),
+            lambda: views.guide_body(g),
+        )  # fmt: skip
+
+    def _cached_page(self, v: View, title: str, key: Any, build: Any) -> Markup:
+        """The page around content that is the same for every caller: the content is rendered
+        once and kept in the read cache (with the data it shows), the frame per request."""
+        cache = self.hall.cache
+        body: Markup | None = cache.get(key)
+        if body is None:
+            body = build()
+            cache.put(key, body)
+        return views.layout(v, title, body)
 
     # -- accounts ------------------------------------------------------------------------------
 

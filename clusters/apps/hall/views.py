@@ -294,6 +294,19 @@ def site_page(
     page: int,
     more: bool,
 ) -> Markup:
+    return layout(v, site["name"], site_body(site, children, depts, items, query, page, more))
+
+
+def site_body(
+    site: dict[str, Any],
+    children: list[dict[str, Any]],
+    depts: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+    query: dict[str, str],
+    page: int,
+    more: bool,
+) -> Markup:
+    """A site page's content: the same for every caller (the hall may keep it rendered)."""
     options = join(
         h(
             '<option value="{}"{}>{}</option>',
@@ -358,26 +371,27 @@ def site_page(
             '<ul class="links">{}</ul></section>',
             join(h('<li><a href="/sites/{}">{}</a></li>', c["code"], c["name"]) for c in children),
         )
-    return layout(
-        v,
-        site["name"],
-        h(
-            "<p>{level} · {kind} · 办公时间 {hours} · {windows} 个窗口 · 共 {n} 项事项</p>"
-            '<section aria-labelledby="cat-h"><h2 id="cat-h">办事事项</h2>{search}'
-            '<div aria-live="polite">{found}</div></section>{below}',
-            level=LEVEL_LABELS[site["level"]],
-            kind=site["kind"],
-            hours=site["hours"],
-            windows=site["windows"],
-            n=site["items"],
-            search=search,
-            found=found,
-            below=below,
-        ),
+    return h(
+        "<p>{level} · {kind} · 办公时间 {hours} · {windows} 个窗口 · 共 {n} 项事项</p>"
+        '<section aria-labelledby="cat-h"><h2 id="cat-h">办事事项</h2>{search}'
+        '<div aria-live="polite">{found}</div></section>{below}',
+        level=LEVEL_LABELS[site["level"]],
+        kind=site["kind"],
+        hours=site["hours"],
+        windows=site["windows"],
+        n=site["items"],
+        search=search,
+        found=found,
+        below=below,
     )
 
 
 def guide_page(v: View, g: dict[str, Any]) -> Markup:
+    return layout(v, g["name"], guide_body(g))
+
+
+def guide_body(g: dict[str, Any]) -> Markup:
+    """A guide page's content: the same for every caller (the hall may keep it rendered)."""
     materials = join(
         h(
             "<tr><td>{name}</td><td>{form}</td><td>{copies}</td><td>{req}</td><td>{note}</td></tr>",
@@ -402,36 +416,32 @@ def guide_page(v: View, g: dict[str, Any]) -> Markup:
         action = h('<p><a class="button" href="/items/{}/apply">在线申办</a></p>', g["code"])
     else:
         action = h("<p>本事项须到窗口办理：请携带材料到 {} 办理。</p>", g["site_name"])
-    return layout(
-        v,
-        g["name"],
-        h(
-            "{action}"
-            '<dl class="guide"><dt>实施机关</dt><dd>{site}{dept}</dd>'
-            "<dt>事项类型</dt><dd>{kind}</dd>"
-            '<dt>事项编码</dt><dd class="code">{code}</dd>'
-            "<dt>法定时限</dt><dd>{legal} 个工作日</dd>"
-            "<dt>承诺时限</dt><dd>{promised} 个工作日</dd>"
-            "<dt>收费标准</dt><dd>{fee}</dd></dl>"
-            '<h2 id="basis">设定依据</h2><p>{basis}</p>'
-            '<h2 id="conditions">受理条件</h2><p>{conditions}</p>'
-            '<h2 id="materials">申请材料</h2><table><thead><tr><th scope="col">材料名称</th>'
-            '<th scope="col">形式</th><th scope="col">份数</th><th scope="col">要求</th>'
-            '<th scope="col">备注</th></tr></thead><tbody>{materials}</tbody></table>'
-            '<h2 id="steps">办理流程</h2><ol>{steps}</ol>',
-            action=action,
-            site=g["site_name"],
-            dept=g["dept_name"],
-            kind=KIND_LABELS.get(g["kind"], g["kind"]),
-            code=g["code"],
-            legal=g["legal_limit_days"],
-            promised=g["time_limit_days"],
-            fee=g["fee"],
-            basis=g["basis"],
-            conditions=g["conditions"],
-            materials=materials,
-            steps=steps,
-        ),
+    return h(
+        "{action}"
+        '<dl class="guide"><dt>实施机关</dt><dd>{site}{dept}</dd>'
+        "<dt>事项类型</dt><dd>{kind}</dd>"
+        '<dt>事项编码</dt><dd class="code">{code}</dd>'
+        "<dt>法定时限</dt><dd>{legal} 个工作日</dd>"
+        "<dt>承诺时限</dt><dd>{promised} 个工作日</dd>"
+        "<dt>收费标准</dt><dd>{fee}</dd></dl>"
+        '<h2 id="basis">设定依据</h2><p>{basis}</p>'
+        '<h2 id="conditions">受理条件</h2><p>{conditions}</p>'
+        '<h2 id="materials">申请材料</h2><table><thead><tr><th scope="col">材料名称</th>'
+        '<th scope="col">形式</th><th scope="col">份数</th><th scope="col">要求</th>'
+        '<th scope="col">备注</th></tr></thead><tbody>{materials}</tbody></table>'
+        '<h2 id="steps">办理流程</h2><ol>{steps}</ol>',
+        action=action,
+        site=g["site_name"],
+        dept=g["dept_name"],
+        kind=KIND_LABELS.get(g["kind"], g["kind"]),
+        code=g["code"],
+        legal=g["legal_limit_days"],
+        promised=g["time_limit_days"],
+        fee=g["fee"],
+        basis=g["basis"],
+        conditions=g["conditions"],
+        materials=materials,
+        steps=steps,
     )
 
 
