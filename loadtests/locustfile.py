@@ -60,19 +60,28 @@ class ProfileShape(LoadTestShape):
 
 @events.request.add_listener
 def _on_request(
-    request_type: str, name: str, response_time: float, exception: Any, **_: Any
+    request_type: str,
+    name: str,
+    response_time: float,
+    exception: Any,
+    response: Any = None,
+    **_: Any,
 ) -> None:
-    _timeline.on_request(name, response_time, exception)
+    headers = getattr(response, "headers", None)
+    served_by = headers.get("X-Served-By") if headers is not None else None
+    _timeline.on_request(name, response_time, exception, served_by=served_by)
 
 
 @events.report_to_master.add_listener
 def _to_master(client_id: str, data: dict[str, Any]) -> None:
     data["govcloud_timeline"] = _timeline.drain()
+    data["govcloud_served"] = _timeline.drain_served()
 
 
 @events.worker_report.add_listener
 def _from_worker(client_id: str, data: dict[str, Any]) -> None:
     _timeline.merge(data.get("govcloud_timeline", []))
+    _timeline.merge_served(data.get("govcloud_served", {}))
 
 
 @events.quitting.add_listener
@@ -85,7 +94,12 @@ def _gate(environment: Any, **_: Any) -> None:
         json.dump(result.as_dict(), fh, ensure_ascii=False, indent=1)
     with open(os.path.join(_cfg.report_dir, "timeline.json"), "w", encoding="utf-8") as fh:
         json.dump(
-            {"bucket_s": _cfg.bucket_s, "levels": list(LEVELS), "rows": _timeline.rows()},
+            {
+                "bucket_s": _cfg.bucket_s,
+                "levels": list(LEVELS),
+                "rows": _timeline.rows(),
+                "served_by": dict(sorted(_timeline.served.items())),
+            },
             fh,
             ensure_ascii=False,
         )

@@ -548,6 +548,11 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "sites per level": ", ".join(f"{k} {len(v)}" for k, v in cfg.sites.items()),
         "slo": {k: vars(v) for k, v in cfg.slo.items()},
     }
+    served = json.loads((report_dir / "timeline.json").read_text(encoding="utf-8")).get(
+        "served_by", {}
+    )
+    if served:
+        meta["served by"] = ", ".join(f"{k} {v}" for k, v in served.items())
     page = write_report(report_dir, meta)
     totals = {
         "requests": sum(f["requests"] for f in gate["levels"].values()),
@@ -562,6 +567,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "failures": totals["failures"],
         "rps": round(totals["requests"] / cfg.duration_s, 1),
         "wall_s": round(wall, 1),
+        "served_by": served,  # the hall replicas that answered (their X-Served-By), requests
         "report": str(page),
         "report_dir": str(report_dir),
     }

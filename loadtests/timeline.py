@@ -24,10 +24,18 @@ class Timeline:
         self.bucket_s = bucket_s
         # (level, bucket start) -> [requests, failures, {rounded ms: count}]
         self.data: dict[tuple[str, int], list[Any]] = {}
+        self.served: dict[str, int] = {}  # the hall replica's X-Served-By -> requests it served
 
     def on_request(
-        self, name: str, response_time: float, exception: Any, now: float | None = None
+        self,
+        name: str,
+        response_time: float,
+        exception: Any,
+        now: float | None = None,
+        served_by: str | None = None,
     ) -> None:
+        if served_by:
+            self.served[served_by] = self.served.get(served_by, 0) + 1
         end = name.find("]")
         level = name[1:end] if name.startswith("[") and end > 0 else "other"
         at = int((time.time() if now is None else now) // self.bucket_s * self.bucket_s)
@@ -49,6 +57,14 @@ class Timeline:
         ]
         self.data = {}
         return rows
+
+    def drain_served(self) -> dict[str, int]:
+        served, self.served = self.served, {}
+        return served
+
+    def merge_served(self, served: dict[str, int]) -> None:
+        for who, n in served.items():
+            self.served[who] = self.served.get(who, 0) + int(n)
 
     def merge(self, rows: list[list[Any]]) -> None:
         for lv, at, n, fails, hist in rows:

@@ -103,3 +103,6 @@ def configured_lab(spec_lab: Any) -> Iterator[tuple[Any, Any]]:
 
 # the lab's cluster (session-scoped), for the cluster tests and the host compliance tests
 from tests.cloudlab import cloud  # noqa: E402, F401
+
+# the lab's identity system (session-scoped), for the identity tests and the hall on the cloud
+from tests.identitylab import identity_lab  # noqa: E402, F401

@@ -210,3 +210,78 @@ def rollback(
     ns, n = _where(app_spec, name, department, environment)
     result = rollout.rollback(connect(kubeconfig), ns, n, to_revision, wait=wait, timeout=timeout)
     _report(result, json, {"namespace": ns, "name": n})
+
+
+UserOpt = Annotated[
+    str,
+    typer.Option(
+        "--user", help="who logs in to the hosts (OpenBao signs the certificate; audited)"
+    ),
+]
+
+
+def _plan_hosts(spec: Path | None) -> tuple[Any, Any]:
+    from infra.plan import make_plan
+
+    s = read_spec(spec)
+    return s, make_plan(s).hosts
+
+
+@app.command()
+def backup(
+    spec: SpecOpt = None,
+    keep: Annotated[int, typer.Option(help="backups kept on the storage host (oldest go)")] = 14,
+    user: UserOpt = "sysadmin",
+    json: JsonOpt = False,
+) -> None:
+    """Back up the hall's database (pg_dump on the department's database host, streamed to the
+    storage host, checked by SHA-256). A failure (a host unreachable, the dump refused) exits 1
+    naming the step; nothing is left half-written under a backup's name."""
+    from clusters import backups
+
+    s, hosts = _plan_hosts(spec)
+    b = backups.take(s, hosts, keep=keep, user=user)
+    if json:
+        print_json({"ok": True, "backup": b.as_dict()})
+    else:
+        console.print(f"backup {b.name}: {b.bytes} bytes, sha256 {b.sha256[:16]}…")
+
+
+@app.command()
+def backups(spec: SpecOpt = None, user: UserOpt = "sysadmin", json: JsonOpt = False) -> None:
+    """The hall's backups on the storage host, oldest first."""
+    from clusters import backups as b
+
+    s, hosts = _plan_hosts(spec)
+    held = b.listing(s, hosts, user=user)
+    if json:
+        print_json({"ok": True, "backups": [x.as_dict() for x in held]})
+        return
+    for x in held:
+        console.print(f"{x.name}  {x.bytes} bytes")
+    if not held:
+        console.print("no backups")
+
+
+@app.command()
+def restore(
+    name: Annotated[str, typer.Argument(help="the backup's name, or latest")] = "latest",
+    spec: SpecOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="replace the hall's database without asking")
+    ] = False,
+    user: UserOpt = "sysadmin",
+    json: JsonOpt = False,
+) -> None:
+    """Recreate the hall's database from a backup (its SHA-256 checked first). The database
+    is replaced: the hall's connections are closed and its pods reconnect."""
+    from clusters import backups
+
+    if not yes:
+        raise InputError("restore replaces the hall's database: pass --yes to go ahead")
+    s, hosts = _plan_hosts(spec)
+    b = backups.restore(s, hosts, name, user=user)
+    if json:
+        print_json({"ok": True, "restored": b.as_dict()})
+    else:
+        console.print(f"restored {b.name} ({b.bytes} bytes)")

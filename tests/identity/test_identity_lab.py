@@ -38,7 +38,7 @@ from security.openbao.client import (
 )
 from security.openbao.cluster import Paths, bootstrap, read_secret
 from security.openbao.cluster import connect as bao_connect
-from tests.identity.conftest import LAB, IdentityLab
+from tests.identitylab import LAB, IdentityLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

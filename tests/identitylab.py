@@ -1,4 +1,5 @@
-"""The identity system on the lab: applied once (kept between runs), every node unsealed."""
+"""The identity system on the lab, for every test that needs OpenBao (session-scoped): applied
+once (kept between runs), every node unsealed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from security.access.ssh_config import Layout
 from security.identity.plan import IdentityPlan, make_identity_plan
 from security.openbao.cluster import Paths, bootstrap, status
 
-LAB = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
+LAB = Path(__file__).resolve().parents[1] / "examples" / "lab.yaml"
 
 
 @dataclass
