@@ -1,0 +1,222 @@
+"""The hall's read cache of the public catalog: what it keeps, for how long, when it lets go
+(unit tests), and on a real hall over PostgreSQL: a cached read makes no database round trip, a
+seed's catalog version drops it, ``HALL_READ_CACHE_S=0`` turns it off; the cheap access-log line
+and the histogram (unit)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from clusters.apps.hall.app import Config
+from clusters.apps.hall.cache import ReadCache
+from clusters.apps.hall.devserver import LocalHall, LocalPostgres, http_json, run_hall
+from clusters.apps.hall.observe import BUCKETS, AccessLog, Metrics
+
+SITE = "520102"
+
+# -- unit -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_values_expire_and_misses_are_not_kept() -> None:
+    cache = ReadCache(1)
+    calls: list[str] = []
+
+    async def load(value: Any) -> Any:
+        calls.append(str(value))
+        return value
+
+    async def scenario() -> None:
+        assert await cache.through("a", lambda: load("A")) == "A"
+        assert await cache.through("a", lambda: load("other")) == "A"  # kept
+        assert await cache.through("gone", lambda: load(None)) is None
+        assert await cache.through("gone", lambda: load(None)) is None  # a miss is asked again
+        assert await cache.through(None, lambda: load("q1")) == "q1"  # key None: not kept
+        assert await cache.through(None, lambda: load("q2")) == "q2"
+        cache.data["a"] = (time.monotonic() - 0.01, "A")  # its time is up
+        assert await cache.through("a", lambda: load("A2")) == "A2"
+
+    asyncio.run(scenario())
+    assert calls == ["A", "None", "None", "q1", "q2", "A2"]
+    assert cache.hits == 1
+
+
+@pytest.mark.unit
+def test_switched_off_it_keeps_nothing() -> None:
+    cache = ReadCache(0)
+    n = [0]
+
+    async def load() -> int:
+        n[0] += 1
+        return n[0]
+
+    async def scenario() -> list[int]:
+        return [await cache.through("k", load) for _ in range(3)]
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
+    cache.put("k", 1)
+    assert cache.data == {} and cache.get("k") is None
+
+
+@pytest.mark.unit
+def test_it_is_bounded_dropping_the_oldest_first() -> None:
+    cache = ReadCache(60, size=10)
+    for i in range(25):
+        cache.put(i, f"v{i}")
+    assert len(cache.data) <= 10
+    assert cache.get(24) == "v24" and cache.get(0) is None
+
+
+@pytest.mark.unit
+def test_a_new_catalog_version_drops_everything() -> None:
+    cache = ReadCache(60)
+    assert cache.saw_version(3) is False  # the first look sets the version
+    cache.put("k", "v")
+    assert cache.saw_version(3) is False and cache.get("k") == "v"
+    assert cache.saw_version(4) is True and cache.get("k") is None and cache.clears == 1
+
+
+@pytest.mark.unit
+def test_the_cache_setting() -> None:
+    assert Config.from_env({}).read_cache_s == 10
+    assert Config.from_env({"HALL_READ_CACHE_S": "0"}).read_cache_s == 0
+    for bad in ("-1", "3601", "ten"):
+        with pytest.raises(ValueError, match="HALL_READ_CACHE_S"):
+            Config.from_env({"HALL_READ_CACHE_S": bad})
+
+
+@pytest.mark.unit
+def test_the_access_log_line_is_one_json_object_whatever_the_path() -> None:
+    log = AccessLog("off")
+    log.stream = io.StringIO()
+    hostile = '/api/sites/"}\n{"x":1\\中文\u2028'
+    log.request("10.0.0.1", "GET", hostile, "site", 404, 0.0123456, None, None)
+    log.request(None, "POST", "/api/cases", "apply", 201, 0.5, "citizen:7", "req-1")
+    lines = log.stream.getvalue().split("\n")  # JSON lines end at "\n" only (not at U+2028)
+    assert len(lines) == 3 and lines[-1] == ""
+    first, second = (json.loads(line) for line in lines[:2])
+    assert first["path"] == hostile and first["status"] == 404 and first["ms"] == 12.35
+    assert first["caller"] is None and re.fullmatch(r"[0-9a-f]{16}", first["request_id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", first["ts"])
+    assert second["remote"] is None and second["caller"] == "citizen:7"
+    assert second["request_id"] == "req-1"
+
+
+@pytest.mark.unit
+def test_the_histogram_puts_each_duration_in_its_first_bucket() -> None:
+    m = Metrics()
+    for seconds in (0.001, BUCKETS[0], 0.0051, 0.3, 99.0):
+        m.observe("r", "GET", 200, seconds)
+    h = m.hist[("r", "GET")]
+    assert h[0] == 2 and h[1] == 1 and h[BUCKETS.index(0.3)] == 1
+    assert sum(h[: len(BUCKETS)]) == 4 and h[-1] == 5  # 99 s: only +Inf
+
+
+# -- a real hall -------------------------------------------------------------------------------
+
+
+def _sql(pg: LocalPostgres, query: str, *args: Any) -> Any:
+    async def go() -> Any:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            return await conn.fetchval(query, *args)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def _metric(hall: LocalHall, name: str) -> float:
+    status, text = http_json("GET", hall.url + "/metrics", token=hall.admin_token)
+    assert status == 200
+    m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    assert m, name
+    return float(m.group(1))
+
+
+@pytest.fixture
+def halls(pg: LocalPostgres, seeded: dict[str, int]) -> Iterator[dict[str, LocalHall]]:
+    """A hall that keeps reads for 5 minutes (only the catalog version drops them) and one with
+    the cache off, on the tests' database."""
+    started: dict[str, LocalHall] = {}
+    try:
+        for name, seconds in (("cached", "300"), ("off", "0")):
+            started[name] = LocalHall(pg, extra_env={"HALL_READ_CACHE_S": seconds}).start()
+        yield started
+    finally:
+        for h in started.values():
+            h.stop()
+
+
+@pytest.mark.integration
+def test_cached_reads_skip_the_database_until_the_catalog_version_changes(
+    halls: dict[str, LocalHall], pg: LocalPostgres
+) -> None:
+    cached, off = halls["cached"], halls["off"]
+    status, page = http_json("GET", f"{cached.url}/api/sites/{SITE}/items?limit=5")
+    assert status == 200 and page["items"]
+    code, name = page["items"][0]["code"], page["items"][0]["name"]
+    for h in (cached, off):  # warm: guide (API and page) and the catalog page
+        assert http_json("GET", f"{h.url}/api/items/{code}")[1]["name"] == name
+        assert name in http_json("GET", f"{h.url}/items/{code}")[1]
+    hits = _metric(cached, "hall_read_cache_hits_total")
+    changed = name + "（已修订）"
+    _sql(pg, "UPDATE items SET name = $2 WHERE code = $1", code, changed)
+    try:
+        # behind the seed's back: the caching hall answers from memory, the other from the table
+        assert http_json("GET", f"{cached.url}/api/items/{code}")[1]["name"] == name
+        assert http_json("GET", f"{cached.url}/api/sites/{SITE}/items?limit=5")[1] == page
+        assert changed not in http_json("GET", f"{cached.url}/items/{code}")[1]
+        assert _metric(cached, "hall_read_cache_hits_total") >= hits + 3
+        assert http_json("GET", f"{off.url}/api/items/{code}")[1]["name"] == changed
+        assert changed in http_json("GET", f"{off.url}/items/{code}")[1]
+        # what a seed does in its transaction: a new catalog version, seen within about a second
+        _sql(pg, "UPDATE catalog_version SET version = version + 1 RETURNING version")
+        deadline = time.monotonic() + 5
+        while http_json("GET", f"{cached.url}/api/items/{code}")[1]["name"] != changed:
+            assert time.monotonic() < deadline, "the new catalog version did not drop the cache"
+            time.sleep(0.2)
+        assert changed in http_json("GET", f"{cached.url}/items/{code}")[1]
+        assert http_json("GET", f"{cached.url}/api/sites/{SITE}/items?limit=5")[1] != page
+    finally:
+        _sql(pg, "UPDATE items SET name = $2 WHERE code = $1", code, name)
+        _sql(pg, "UPDATE catalog_version SET version = version + 1 RETURNING version")
+
+
+@pytest.mark.integration
+def test_a_seed_bumps_the_catalog_version(hall: LocalHall, pg: LocalPostgres) -> None:
+    before = _sql(pg, "SELECT version FROM catalog_version")
+    run_hall(["seed", str(pg.root / "seed-plan.json")], hall.env())
+    assert _sql(pg, "SELECT version FROM catalog_version") == before + 1
+
+
+@pytest.mark.integration
+def test_a_new_item_and_an_unknown_one_are_not_hidden_by_the_cache(
+    halls: dict[str, LocalHall], pg: LocalPostgres
+) -> None:
+    cached = halls["cached"]
+    code = f"{SITE}-gat-C{int(time.time() * 1000) % 10**6:06d}"
+    assert http_json("GET", f"{cached.url}/api/items/{code}")[0] == 404
+    _sql(
+        pg,
+        "INSERT INTO items (code, site_code, dept, kind, name, basis, conditions, materials,"
+        " steps, legal_limit_days, time_limit_days, fee) VALUES ($1, $2, 'gat',"
+        " 'administrative', '缓存测试事项', '', '', '[]'::jsonb, '[]'::jsonb, 10, 5, '')"
+        " RETURNING code",
+        code,
+        SITE,
+    )
+    try:
+        status, guide = http_json("GET", f"{cached.url}/api/items/{code}")
+        assert status == 200 and guide["name"] == "缓存测试事项"  # the 404 was not kept
+    finally:
+        _sql(pg, "DELETE FROM items WHERE code = $1 RETURNING code", code)
