@@ -404,3 +404,78 @@ def _poll(check: Any, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.5)
     return bool(check())
+
+
+def _get(port: int, path: str, ca: Path, name: str) -> tuple[int, bytes]:
+    """GET over TLS checking the certificate for ``name``, as the aggregator does."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=name) as s,
+    ):
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_built_server_takes_the_deployments_args_and_serves_its_certificate(
+    api: Any, cp: ClusterPlan, ca_dir: Path, tmp_path: Path
+) -> None:
+    """The binary toolchain/build made, run here with the Deployment's own args (paths and port
+    moved to this machine, the admin kubeconfig instead of the pod's token), answers /livez with
+    the serving certificate checked by the cluster CA under the Service's name. /readyz stays
+    false: with no kubelets there are no metrics to serve."""
+    import subprocess
+    import time
+
+    from govcloud.toolchain.tools import bin_dir
+    from tests.toolchain.conftest import free_ports
+
+    binary = bin_dir() / "metrics-server"
+    if not binary.is_file():
+        pytest.fail("metrics-server is not built: run toolchain/build services", pytrace=False)
+    metrics.objects_from_pki(cp, ca_dir, image_ref="x/y/z:1")  # issues the serving certificate
+    moved = {
+        "/etc/metrics-server/tls/tls.crt": ca_dir / "metrics-server.crt",
+        "/etc/metrics-server/tls/tls.key": ca_dir / "metrics-server.key",
+        "/etc/metrics-server/kubelet-ca/ca.crt": ca_dir / "ca.crt",
+    }
+    (port,) = free_ports(1)
+    argv = [str(binary)]
+    for a in metrics.container_args():
+        flag, _, value = a.partition("=")
+        value = str(moved.get(value, value))
+        argv.append(
+            f"{flag}={port}" if flag == "--secure-port" else f"{flag}={value}" if value else flag
+        )
+    kc = str(api.kubeconfig)
+    argv += [f"--{k}kubeconfig={kc}" for k in ("", "authentication-", "authorization-")]
+    argv.append("--bind-address=127.0.0.1")
+    log = tmp_path / "metrics-server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        name = "metrics-server.kube-system.svc"
+        deadline = time.monotonic() + 60
+        live: tuple[int, bytes] | None = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                live = _get(port, "/livez", ca_dir / "ca.crt", name)
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert live is not None and live[0] == 200, log.read_text()[-3000:]
+        status, _ = _get(port, "/readyz", ca_dir / "ca.crt", name)
+        assert status != 200
+    finally:
+        proc.terminate()
+        proc.wait(15)
