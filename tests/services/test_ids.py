@@ -136,3 +136,12 @@ def test_the_audit_reader_summarises_served_and_refused_by_case() -> None:
     assert one.records[0]["holder_masked"] == mask(holder) == "110105**********2X"
     assert build(lines, holder=holder.lower()).entries == 2
     assert holder not in "".join(lines) and holder_digest(holder) in lines[0]
+
+
+def test_the_exchange_accepts_the_case_codes_the_hall_makes() -> None:
+    from clusters.apps.hall.codes import make_case_code
+
+    for seq in range(0, 5000, 37):
+        code = make_case_code("520102", "20261201", seq)
+        assert valid_case_code(code)
+        assert not valid_case_code(code[:-1] + str((int(code[-1]) + 3) % 10))
