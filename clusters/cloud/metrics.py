@@ -19,8 +19,12 @@ How it fits this cloud:
   so no ``--kubelet-insecure-tls``. It authenticates to the kubelets with its ServiceAccount
   token (the kubelets' webhook authn/authz ask the API server: ``nodes/metrics``).
 * **Aggregation**: the API server must be configured as a front proxy (``--requestheader-*`` and
-  ``--proxy-client-*``): metrics-server reads the request-header CA from the
+  ``--proxy-client-*``, with a front-proxy CA of its own, and aggregator routing):
+  :func:`apiserver_aggregation_flags`. metrics-server reads the request-header CA from the
   ``extension-apiserver-authentication`` ConfigMap and refuses requests it cannot authenticate.
+
+Wiring: issue :func:`serving_cert_request` with the cluster's other certificates, push
+:func:`image_spec` as :func:`image`, then :func:`apply_objects` of :func:`objects_from_pki`.
 """
 
 from __future__ import annotations
@@ -96,6 +100,36 @@ def image(cp: ClusterPlan) -> str:
 def image_spec(bin_dir: Path, host_network: bool = True) -> ImageSpec:
     """The image: the static binary as ``/metrics-server``, run as a non-root user."""
     return static_binary_image(bin_dir / NAME, NAME, ports=(port(host_network),))
+
+
+FRONT_PROXY_CA = "front-proxy-ca"  # a CA of its own: see apiserver_aggregation_flags
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def front_proxy_client_request() -> pki.CertRequest:
+    """The API server's client certificate when it proxies to an aggregated API, issued by
+    the front-proxy CA (not the cluster CA)."""
+    return pki.CertRequest(FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT, client=True)
+
+
+def apiserver_aggregation_flags(pki_dir: str) -> list[str]:
+    """What kube-apiserver needs to serve an aggregated API such as metrics.k8s.io.
+
+    The request-header CA is a CA of its own: a client certificate it issued with an allowed
+    name may tell the API server (and every extension server) any user and group in headers, so
+    it must not be the CA that issues every other client certificate of the cluster. Aggregator
+    routing: the API server dials the Service's endpoints itself, having neither kube-proxy nor
+    a route to ClusterIPs."""
+    return [
+        f"--requestheader-client-ca-file={pki_dir}/{FRONT_PROXY_CA}.crt",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki_dir}/{FRONT_PROXY_CLIENT}.crt",
+        f"--proxy-client-key-file={pki_dir}/{FRONT_PROXY_CLIENT}.key",
+        "--enable-aggregator-routing=true",
+    ]
 
 
 def _b64(data: bytes) -> str:

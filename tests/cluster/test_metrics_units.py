@@ -291,6 +291,17 @@ def test_the_image_is_the_static_binary_run_as_a_non_root_user(
 
 
 @unit
+def test_the_api_server_flags_name_a_front_proxy_ca_of_its_own() -> None:
+    flags = dict(f.partition("=")[::2] for f in metrics.apiserver_aggregation_flags("/pki"))
+    assert flags["--requestheader-client-ca-file"] == "/pki/front-proxy-ca.crt"
+    assert flags["--requestheader-allowed-names"] == metrics.FRONT_PROXY_CLIENT
+    assert flags["--proxy-client-cert-file"] == f"/pki/{metrics.FRONT_PROXY_CLIENT}.crt"
+    assert flags["--enable-aggregator-routing"] == "true"
+    req = metrics.front_proxy_client_request()
+    assert req.client and not req.server and req.common_name == metrics.FRONT_PROXY_CLIENT
+
+
+@unit
 def test_apply_refuses_a_kind_it_does_not_know() -> None:
     with pytest.raises(ValueError, match="unknown kind"):
         metrics.apply_objects(None, [{"apiVersion": "x/v1", "kind": "Nope", "metadata": {}}])  # type: ignore[arg-type]
@@ -433,7 +444,6 @@ def test_the_built_server_takes_the_deployments_args_and_serves_its_certificate(
     moved to this machine, the admin kubeconfig instead of the pod's token), answers /livez with
     the serving certificate checked by the cluster CA under the Service's name. /readyz stays
     false: with no kubelets there are no metrics to serve."""
-    import subprocess
     import time
 
     from govcloud.toolchain.tools import bin_dir
@@ -443,25 +453,9 @@ def test_the_built_server_takes_the_deployments_args_and_serves_its_certificate(
     if not binary.is_file():
         pytest.fail("metrics-server is not built: run toolchain/build services", pytrace=False)
     metrics.objects_from_pki(cp, ca_dir, image_ref="x/y/z:1")  # issues the serving certificate
-    moved = {
-        "/etc/metrics-server/tls/tls.crt": ca_dir / "metrics-server.crt",
-        "/etc/metrics-server/tls/tls.key": ca_dir / "metrics-server.key",
-        "/etc/metrics-server/kubelet-ca/ca.crt": ca_dir / "ca.crt",
-    }
     (port,) = free_ports(1)
-    argv = [str(binary)]
-    for a in metrics.container_args():
-        flag, _, value = a.partition("=")
-        value = str(moved.get(value, value))
-        argv.append(
-            f"{flag}={port}" if flag == "--secure-port" else f"{flag}={value}" if value else flag
-        )
-    kc = str(api.kubeconfig)
-    argv += [f"--{k}kubeconfig={kc}" for k in ("", "authentication-", "authorization-")]
-    argv.append("--bind-address=127.0.0.1")
     log = tmp_path / "metrics-server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    proc = _run_server(binary, ca_dir, api.kubeconfig, port, "127.0.0.1", log)
     try:
         name = "metrics-server.kube-system.svc"
         deadline = time.monotonic() + 60
@@ -479,3 +473,130 @@ def test_the_built_server_takes_the_deployments_args_and_serves_its_certificate(
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def _own_address() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing), or None."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            addr = str(s.getsockname()[0])
+    except OSError:
+        return None
+    return None if addr.startswith("127.") else addr
+
+
+def _run_server(
+    binary: Path, pki_dir: Path, kubeconfig: Path, port: int, bind: str, log: Path
+) -> Any:
+    import subprocess
+
+    moved = {
+        "/etc/metrics-server/tls/tls.crt": pki_dir / "metrics-server.crt",
+        "/etc/metrics-server/tls/tls.key": pki_dir / "metrics-server.key",
+        "/etc/metrics-server/kubelet-ca/ca.crt": pki_dir / "ca.crt",
+    }
+    argv = [str(binary)]
+    for a in metrics.container_args():
+        flag, _, value = a.partition("=")
+        value = str(moved.get(value, value))
+        argv.append(
+            f"{flag}={port}" if flag == "--secure-port" else f"{flag}={value}" if value else flag
+        )
+    argv += [f"--{k}kubeconfig={kubeconfig}" for k in ("", "authentication-", "authorization-")]
+    argv.append(f"--bind-address={bind}")
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_with_the_aggregation_flags_the_api_server_serves_the_metrics_api(
+    cp: ClusterPlan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control-plane flags this add-on asks for, proven on a real API server: started with
+    apiserver_aggregation_flags (a front-proxy CA of its own), it finds the APIService Available
+    and answers metrics.k8s.io through the built metrics-server, whose certificate it checks
+    under the Service's name, and which trusts its front-proxy identity. The Service's endpoint
+    is set by hand (no nodes run pods here) to this machine's own address: an endpoint may not
+    be a loopback address."""
+    from clusters.tenants.kube import Kube
+    from govcloud.toolchain import k8s
+    from govcloud.toolchain.k8s import ClusterConfig
+    from govcloud.toolchain.tools import bin_dir
+    from tests.toolchain.conftest import free_ports
+
+    binary = bin_dir() / "metrics-server"
+    if not binary.is_file():
+        pytest.fail("metrics-server is not built: run toolchain/build services", pytrace=False)
+    ip = _own_address()
+    if ip is None:
+        pytest.skip("this machine has no address besides loopback for the Service's endpoint")
+    etcd, _peer, api_port, cm, ms_port = free_ports(5)
+    cfg = ClusterConfig(
+        state_dir=tmp_path / "k8s", api_port=api_port, etcd_port=etcd, controller_manager_port=cm
+    )
+    front = tmp_path / "front-proxy"
+    front.mkdir()
+    fkey, fcert = pki.ensure_ca(front, "govcloud-front-proxy-ca")
+    for ext in ("crt", "key"):
+        (front / f"ca.{ext}").rename(front / f"{metrics.FRONT_PROXY_CA}.{ext}")
+    pki.ensure_cert(front, fkey, fcert, metrics.front_proxy_client_request())
+    plain = k8s.apiserver_args
+    monkeypatch.setattr(
+        k8s,
+        "apiserver_args",
+        lambda c: [*plain(c), *metrics.apiserver_aggregation_flags(str(front))],
+    )
+    k8s.up(cfg)
+    proc = None
+    try:
+        kube = Kube.from_kubeconfig(cfg.kubeconfig)
+        objs = metrics.objects_from_pki(cp, cfg.pki, image_ref="x/y/z:1")  # the local CA issues
+        svc = one(objs, "Service")
+        del svc["spec"]["selector"]  # its endpoint is this machine, set below
+        svc["spec"]["ports"][0]["targetPort"] = ms_port
+        metrics.apply_objects(kube, objs)
+        ports = [{"name": "https", "port": ms_port, "protocol": "TCP"}]
+        kube.request(
+            "POST",
+            "/api/v1/namespaces/kube-system/endpoints",
+            body={
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "metrics-server", "namespace": "kube-system"},
+                "subsets": [{"addresses": [{"ip": ip}], "ports": ports}],
+            },
+        )
+        kube.request(
+            "POST",
+            "/apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices",
+            body={
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "metrics-server-by-hand",
+                    "namespace": "kube-system",
+                    "labels": {"kubernetes.io/service-name": "metrics-server"},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
+                "ports": ports,
+            },
+        )
+        log = tmp_path / "metrics-server.log"
+        proc = _run_server(binary, cfg.pki, cfg.kubeconfig, ms_port, ip, log)
+        assert _poll(lambda: metrics.available(metrics.get_apiservice(kube)), 60), (
+            f"{metrics.get_apiservice(kube)}\n{log.read_text()[-3000:]}"
+        )
+        nodes = kube.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes")
+        assert nodes["kind"] == "NodeMetricsList"
+        pods = kube.request("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods")
+        assert pods["kind"] == "PodMetricsList"
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(15)
+        k8s.down(cfg)
