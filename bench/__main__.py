@@ -13,6 +13,7 @@ BENCHES = [
     "lab_updown",
     "loadtest_hall",
     "hall_pages",
+    "hall_cpu",
     "loadtest_lab",
     "pulumi_preview",
     "hosts_apply",

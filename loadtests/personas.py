@@ -265,10 +265,13 @@ class Citizen(Persona):
             jar += f"; __Host-hall_session={self.token}; hall_session={self.token}"
         return {"Cookie": jar}
 
-    def page(self, key: str, path: str, form: dict[str, Any] | None = None) -> str | None:
+    def page(
+        self, key: str, path: str, form: dict[str, Any] | None = None, conflict_ok: bool = False
+    ) -> str | None:
         """One page load (GET, or a form POST answered with a redirect that is followed), then
         the assets the page uses that this browser has not cached yet. The page's HTML, or None
-        when it failed."""
+        when it failed. ``conflict_ok``: a 409 (the case moved on meanwhile: a clerk acted, or
+        another session of the same account did) is an answer, not a fault, as in the API."""
         headers = self._cookies()
         if form is None:
             ctx = self.client.get(path, name=self.n_page[key], headers=headers, catch_response=True)
@@ -290,6 +293,9 @@ class Citizen(Persona):
                         self._new_session(m.group(1))
                 r.success()
                 return location
+            if conflict_ok and r.status_code == 409:
+                r.success()
+                return None
             if r.status_code != 200 or "<html" not in (r.text or ""):
                 r.failure(f"status {r.status_code}")
                 return None
@@ -369,12 +375,12 @@ class Citizen(Persona):
         )  # the session cookie it sets is the token this user goes on with
 
     def page_supplement(self, code: str) -> None:
-        if self.page("supplement", f"/cases/{code}/supplement", {"note": "已补正材料"}):
-            self.cases[code] = "unknown"
+        self.page("supplement", f"/cases/{code}/supplement", {"note": "已补正材料"}, True)
+        self.cases[code] = "unknown"
 
     def page_rate(self, code: str) -> None:
         score = random.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0]
-        self.page("rate", f"/cases/{code}/rating", {"score": str(score)})
+        self.page("rate", f"/cases/{code}/rating", {"score": str(score)}, True)
         self.rated.add(code)
 
     def _new_session(self, token: str) -> None:
