@@ -4,6 +4,9 @@ server holding the departments' identities and seal keys, both apps as processes
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +197,25 @@ def test_an_ecdsa_seal_key_verifies_offline_too(shared: Shared) -> None:
     assert root.verify_transit_signature("seal-test-p256", data, seal, mount_point=SEAL_MOUNT)
     assert verify(data, seal, key)
     assert not verify(data[:-1] + b"!", seal, key)
+
+
+def test_anyone_verifies_a_licence_offline_with_the_cli(shared: Shared, tmp_path: Path) -> None:
+    lic = _id_card(shared, make_citizen_id("520302", "19770707", 9))
+    _, keys = request("GET", shared.library + "/api/seal-keys")
+    (tmp_path / "key.json").write_text(json.dumps(keys["keys"]["gat"]), encoding="utf-8")
+    (tmp_path / "good.json").write_text(json.dumps(lic, ensure_ascii=False), encoding="utf-8")
+    bad = dict(lic, payload=str(lic["payload"]).replace("张三", "张四"))
+    (tmp_path / "bad.json").write_text(json.dumps(bad, ensure_ascii=False), encoding="utf-8")
+
+    def cli(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clusters.apps.elicence", "verify",
+             str(tmp_path / name), str(tmp_path / "key.json")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    good = cli("good.json")
+    assert good.returncode == 0 and '"seal": "valid"' in good.stdout
+    tampered = cli("bad.json")
+    assert tampered.returncode == 1 and '"seal": "INVALID"' in tampered.stdout
+    assert cli("missing.json").returncode == 2
