@@ -2,10 +2,10 @@
 
 1. The image (``clusters/apps/hall/image.yaml``) built from local files and pushed to the cloud's
    registry (only missing blobs are sent).
-2. The hall's secrets (the database's address and password, the admin and metrics tokens,
-   generated on the controller by hall.yml) written to the department's own OpenBao mount
-   (``kv-<code>/hall/...``) by the department's developer; nothing is written when they hold
-   these values already.
+2. The hall's secrets (the database's address and the password hall.yml generated on the
+   controller; the admin and metrics tokens, generated here on first use) written to the
+   department's own OpenBao mount (``kv-<code>/hall/...``) by the department's developer;
+   nothing is written when they hold these values already.
 3. ``app deploy`` of ``clusters/apps/hall/app.yaml`` by the department's operator: the app is
    validated against its tenant, its secrets are read from OpenBao with the operator's token and
    kept in the app's Secret only, the objects applied with the operator's own certificate, and
@@ -16,6 +16,9 @@ Nothing here is specific to the lab beyond where the state lives; a failure name
 
 from __future__ import annotations
 
+import os
+import secrets
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,21 @@ class Published:
         }
 
 
+def _token(path: Path, length: int = 40) -> str:
+    """The token kept in ``path`` (0600, in a 0700 directory), generated on first use."""
+    if path.is_file():
+        held = path.read_text(encoding="utf-8").split()
+        if held:
+            return held[0]
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    alphabet = string.ascii_letters + string.digits
+    token = "".join(secrets.choice(alphabet) for _ in range(length))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(token + "\n")
+    return token
+
+
 def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[str, str]]:
     """KV path (under the department's mount) -> values, from the secrets hall.yml generated."""
     from infra.hosts.apply import hall_secrets_dir
@@ -64,16 +82,15 @@ def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[s
             f"the hall's database host {site.database_host!r} is not in the plan "
             "(tenant.reaches of the hall's department)"
         )
-    secrets = hall_secrets_dir()
-    values: dict[str, str] = {}
-    for name in ("db-password", "admin-token", "metrics-token"):
-        try:
-            values[name] = (secrets / name).read_text(encoding="utf-8").split()[0]
-        except (OSError, IndexError):
-            raise OperationError(
-                f"{secrets / name} is missing: hall.yml generates the hall's secrets "
-                "(run `govcloud hosts apply` or `pulumi up`)"
-            ) from None
+    kept = hall_secrets_dir()
+    values = {name: _token(kept / name) for name in ("admin-token", "metrics-token")}
+    try:
+        values["db-password"] = (kept / "db-password").read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError):
+        raise OperationError(
+            f"{kept / 'db-password'} is missing: hall.yml sets the database up and generates "
+            "its password (run `govcloud hosts apply` or `pulumi up`)"
+        ) from None
     dsn = (
         f"postgresql://{DB_USER}:{values['db-password']}@{db.address}:5432/{DB_NAME}"
         "?sslmode=disable"
