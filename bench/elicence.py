@@ -21,6 +21,7 @@ import asyncio
 import base64
 import datetime as dt
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -482,6 +483,7 @@ def run() -> Result:
             svc.stop()
         bao.stop()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _post(url: str, body: dict[str, Any], auth: str) -> tuple[int, Any]:
