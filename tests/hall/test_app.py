@@ -385,7 +385,20 @@ def test_runs_on_debian_packages_as_on_a_hall_host(
         code = _apply(debian, citizen, "5203")
         assert _act(debian, clerk, code, "accept")[1]["state"] == "in_progress"
         assert _act(debian, clerk, code, "approve")[1]["state"] == "completed"
+        # the case and its timeline in one query (an array of records, decoded by asyncpg 0.27)
+        status, case = http_json("GET", f"{debian.url}/api/cases/{code}", token=citizen)
+        assert status == 200 and [e["action"] for e in case["events"]] == [
+            "apply",
+            "accept",
+            "approve",
+        ]
+        assert case["events"][1]["from_state"] == "submitted"
+        assert case["events"][1]["to_state"] == "in_progress"
+        for _ in range(2):  # the second answer from the read cache, the same
+            status, page = http_json("GET", f"{debian.url}/api/sites/5203/items?limit=3")
+            assert status == 200 and len(page["items"]) == 3
         status, text = http_json("GET", debian.url + "/metrics", token=debian.admin_token)
+        assert "hall_read_cache_hits_total 1" in text
         assert 'route="act",method="POST",status="200"} 2' in text
     finally:
         debian.stop()

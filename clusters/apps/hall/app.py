@@ -315,6 +315,9 @@ def case_code(code: str) -> str:
     return code
 
 
+EVENT_FIELDS = ("at", "actor", "action", "from_state", "to_state", "comment")
+RATING_FIELDS = ("score", "comment", "at")
+
 ROLE_LABELS = {
     "clerk": "窗口人员",
     "backoffice": "后台审批人员",
@@ -823,10 +826,20 @@ class Hall:
     async def case_view(self, c: Caller, code: str, detail: bool = False) -> dict[str, Any]:
         """A case as its caller may see it: the applicant and staff of its region see the
         timeline too (``detail`` adds the form, the names and the rating), a kiosk the state."""
+        # one round trip: the case, its timeline and (for the detail) its rating
+        rating_sql = (
+            ", (SELECT ROW(r.score, r.comment, r.at) FROM ratings r WHERE r.case_id = c.id)"
+            " AS rating"
+            if detail
+            else ""
+        )
         row = await self.pool.fetchrow(
             "SELECT c.id, c.code, c.state, c.site_code, c.item_code, c.applicant_id,"
             " c.created_at, c.accepted_at, c.deadline, c.finished_at, c.form,"
-            " i.name AS item_name, s.name AS site_name"
+            " i.name AS item_name, s.name AS site_name,"
+            " ARRAY(SELECT ROW(e.at, e.actor, e.action, e.from_state, e.to_state, e.comment)"
+            " FROM case_events e WHERE e.case_id = c.id ORDER BY e.at, e.id) AS events"
+            f"{rating_sql}"
             " FROM cases c JOIN items i ON i.code = c.item_code"
             " JOIN sites s ON s.code = c.site_code WHERE c.code = $1",
             code,
@@ -851,20 +864,13 @@ class Hall:
             "finished_at": row["finished_at"],
         }
         if full:
-            events = await self.pool.fetch(
-                "SELECT at, actor, action, from_state, to_state, comment FROM case_events"
-                " WHERE case_id = $1 ORDER BY at, id",
-                row["id"],
-            )
-            out["events"] = [dict(e) for e in events]
+            out["events"] = [dict(zip(EVENT_FIELDS, e, strict=True)) for e in row["events"]]
         if full and detail:
             out["site_name"] = row["site_name"]
             out["form"] = json.loads(row["form"])
             out["mine"] = c.kind != "staff"
-            rating = await self.pool.fetchrow(
-                "SELECT score, comment, at FROM ratings WHERE case_id = $1", row["id"]
-            )
-            out["rating"] = dict(rating) if rating else None
+            rating = row["rating"]
+            out["rating"] = dict(zip(RATING_FIELDS, rating, strict=True)) if rating else None
         return out
 
     async def supplement(self, request: web.Request) -> web.Response:
@@ -876,27 +882,24 @@ class Hall:
 
     async def supplement_case(self, c: Caller, code: str, note: str) -> dict[str, Any]:
         applicant(c)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE cases SET"
-                " state = CASE WHEN accepted_at IS NULL THEN 'submitted' ELSE 'in_progress' END,"
-                " deadline = deadline + (now() - material_requested_at),"
-                " material_requested_at = NULL, updated_at = now()"
-                " WHERE code = $1 AND applicant_id = $2 AND state = 'needs_material'"
-                " RETURNING id, state, deadline",
-                code,
-                c.account_id,
-            )
-            if row is None:
-                await self._why_not(conn, code, c, ("needs_material",))
-            await conn.execute(
-                "INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
-                " VALUES ($1, $2, 'supplement', 'needs_material', $3, $4)",
-                row["id"],
-                c.actor,
-                row["state"],
-                note,
-            )
+        # one statement (atomic on its own): the new state and its event
+        row = await self.pool.fetchrow(
+            "WITH u AS (UPDATE cases SET"
+            " state = CASE WHEN accepted_at IS NULL THEN 'submitted' ELSE 'in_progress' END,"
+            " deadline = deadline + (now() - material_requested_at),"
+            " material_requested_at = NULL, updated_at = now()"
+            " WHERE code = $1 AND applicant_id = $2 AND state = 'needs_material'"
+            " RETURNING id, state, deadline),"
+            " e AS (INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
+            " SELECT id, $3, 'supplement', 'needs_material', state, $4 FROM u)"
+            " SELECT state, deadline FROM u",
+            code,
+            c.account_id,
+            c.actor,
+            note,
+        )
+        if row is None:
+            await self._why_not(self.pool, code, c, ("needs_material",))
         return {"code": code, "state": row["state"], "deadline": row["deadline"]}
 
     async def _why_not(self, conn: Any, code: str, c: Caller, states: tuple[str, ...]) -> None:
@@ -1021,29 +1024,25 @@ class Hall:
             sets.append("material_requested_at = now()")
         else:
             sets.append("finished_at = now()" if target in FINAL_STATES else "finished_at = NULL")
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"UPDATE cases SET {', '.join(sets)} FROM (SELECT state AS old FROM cases"
-                " WHERE code = $1 FOR UPDATE) o"
-                " WHERE code = $1 AND site_code = $2 AND state = ANY($3::text[])"
-                " RETURNING id, o.old, state, deadline",
-                code,
-                c.site,
-                list(sources),
-                target,
-            )
-            if row is None:
-                await self._why_not(conn, code, c, sources)
-            await conn.execute(
-                "INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                row["id"],
-                c.actor,
-                action,
-                row["old"],
-                target,
-                comment,
-            )
+        # one statement (atomic on its own): the new state and its event
+        row = await self.pool.fetchrow(
+            f"WITH u AS (UPDATE cases SET {', '.join(sets)} FROM (SELECT state AS old FROM cases"
+            " WHERE code = $1 FOR UPDATE) o"
+            " WHERE code = $1 AND site_code = $2 AND state = ANY($3::text[])"
+            " RETURNING id, o.old, state, deadline),"
+            " e AS (INSERT INTO case_events (case_id, actor, action, from_state, to_state, comment)"
+            " SELECT id, $5, $6, old, $4, $7 FROM u)"
+            " SELECT state, deadline FROM u",
+            code,
+            c.site,
+            list(sources),
+            target,
+            c.actor,
+            action,
+            comment,
+        )
+        if row is None:
+            await self._why_not(self.pool, code, c, sources)
         return {"code": code, "state": row["state"], "deadline": row["deadline"]}
 
     async def overdue(self, request: web.Request) -> web.Response:
