@@ -1,7 +1,8 @@
 """The hall's read cache of the public catalog: what it keeps, for how long, when it lets go
 (unit tests), and on a real hall over PostgreSQL: a cached read makes no database round trip, a
-seed's catalog version drops it, ``HALL_READ_CACHE_S=0`` turns it off; the cheap access-log line
-and the histogram (unit)."""
+seed's catalog version drops it, ``HALL_READ_CACHE_S=0`` turns it off; pooled connections go back
+without asyncpg's reset round trip yet an open transaction is still rolled back; the cheap
+access-log line and the histogram (unit)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from clusters.apps.hall.app import Config
+from clusters.apps.hall.app import Config, PoolConnection
 from clusters.apps.hall.cache import ReadCache
 from clusters.apps.hall.devserver import LocalHall, LocalPostgres, http_json, run_hall
 from clusters.apps.hall.observe import BUCKETS, AccessLog, Metrics
@@ -220,3 +221,33 @@ def test_a_new_item_and_an_unknown_one_are_not_hidden_by_the_cache(
         assert status == 200 and guide["name"] == "缓存测试事项"  # the 404 was not kept
     finally:
         _sql(pg, "DELETE FROM items WHERE code = $1 RETURNING code", code)
+
+
+@pytest.mark.integration
+def test_a_released_connection_skips_the_reset_query_but_not_the_rollback(
+    pg: LocalPostgres, seeded: dict[str, int]
+) -> None:
+    async def scenario() -> tuple[list[str], bool, int]:
+        pool = await asyncpg.create_pool(
+            pg.dsn, min_size=1, max_size=1, connection_class=PoolConnection
+        )
+        sent: list[str] = []
+        try:
+            async with pool.acquire() as conn:
+                conn.add_query_logger(lambda q: sent.append(q.query))
+                await conn.fetchval("SELECT 1")
+            first = list(sent)  # what went to the server up to and with the release
+            async with pool.acquire() as conn:  # the same connection: max_size=1
+                await conn.execute("BEGIN")  # left open, as a cancelled request might
+                await conn.execute("CREATE TEMP TABLE t_reset (x int)")
+                await conn.execute("INSERT INTO t_reset VALUES (1)")
+            async with pool.acquire() as conn:
+                in_tx = conn.is_in_transaction()
+                left = await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname='t_reset'")
+        finally:
+            await pool.close()
+        return first, in_tx, int(left)
+
+    sent, in_tx, left = asyncio.run(scenario())
+    assert sent == ["SELECT 1"]  # no RESET ALL / UNLISTEN / advisory unlock on release
+    assert not in_tx and left == 0  # the open transaction was rolled back
