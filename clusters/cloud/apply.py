@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clusters.cloud import addons, pki
+from clusters.cloud import addons, metrics, pki
 from clusters.cloud.plan import ClusterPlan, make_cluster_plan
 from clusters.images.oci import build, static_binary_image
 from clusters.images.registry import Registry
@@ -40,6 +40,7 @@ NODE_TOOLS = (
     "containerd-shim-runc-v2",
     "ctr",
     "kube-router",
+    "metrics-server",
     "cni/bridge",
     "cni/host-local",
     "cni/loopback",
@@ -154,13 +155,15 @@ def registry_client(cp: ClusterPlan) -> Registry:
 
 
 def push_platform_images(cp: ClusterPlan) -> dict[str, int]:
-    """The pod sandbox and CoreDNS, each one static binary in an image of its own."""
+    """The pod sandbox, CoreDNS and metrics-server, each one static binary in an image of its
+    own."""
     reg = registry_client(cp)
     sent: dict[str, int] = {}
     b = bin_dir()
     for ref, spec in (
         (pause_image(cp), static_binary_image(b / "pause", "pause")),
         (coredns_image(cp), static_binary_image(b / "coredns", "coredns", ports=(53,))),
+        (metrics.image(cp), metrics.image_spec(b)),
     ):
         repo, tag = ref[len(cp.registry) + 1 :].rsplit(":", 1)
         sent[ref] = reg.push(repo, tag, build(spec))
@@ -173,6 +176,7 @@ def apply_addons(kubeconfig: Path, cp: ClusterPlan) -> None:
     kube = Kube.from_kubeconfig(kubeconfig)
     for obj in [*addons.policy_agent_rbac(), *addons.dns_objects(cp, coredns_image(cp))]:
         kube.apply(obj)
+    metrics.apply_objects(kube, metrics.objects_from_pki(cp, pki.pki_dir()))
 
 
 def node_states(kubeconfig: Path, cp: ClusterPlan) -> dict[str, str]:
@@ -221,6 +225,25 @@ def wait_ready(
         time.sleep(2)
 
 
+def wait_metrics(
+    kubeconfig: Path, say: Callable[[str], None], timeout: float = READY_TIMEOUT
+) -> None:
+    """The resource metrics API served (autoscalers read it), or an error saying where to look."""
+    from clusters.tenants.kube import Kube
+
+    kube = Kube.from_kubeconfig(kubeconfig)
+    deadline = time.monotonic() + timeout
+    while not metrics.available(metrics.get_apiservice(kube)):
+        if time.monotonic() > deadline:
+            raise OperationError(
+                f"the metrics API ({metrics.APISERVICE_NAME}) is not available after "
+                f"{timeout:.0f} s (kubectl get apiservice {metrics.APISERVICE_NAME} -o yaml; "
+                "kubectl -n kube-system logs deployment/metrics-server)"
+            )
+        say("waiting for the metrics API")
+        time.sleep(2)
+
+
 def apply(ct: ClusterTarget, progress: Callable[[str], None] | None = None) -> ApplyResult:
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
@@ -240,5 +263,7 @@ def apply(ct: ClusterTarget, progress: Callable[[str], None] | None = None) -> A
             f"the cluster DNS has {ready} of {wanted} replicas ready after "
             f"{READY_TIMEOUT:.0f} s (kubectl -n kube-system describe deployment coredns)"
         )
+    if result.ok:
+        wait_metrics(ct.kubeconfig, say)
     result.seconds = time.monotonic() - t0
     return result

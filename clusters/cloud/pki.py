@@ -136,10 +136,41 @@ def ensure(plan: ClusterPlan, directory: Path | None = None) -> Path:
     for req in cert_requests(plan):
         pki.ensure_cert(directory, ca_key, ca_cert, req)
     pki.ensure_signing_key(directory, "service-account")
+    _front_proxy(plan, directory)
     enc = directory / "encryption-config.yaml"
     if not enc.exists():
         pki.write_private(enc, encryption_config(os.urandom(32)).encode())
     return directory
+
+
+FRONT_PROXY_DIR = "front-proxy"
+
+
+def _front_proxy(plan: ClusterPlan, directory: Path) -> None:
+    """The API server's front-proxy CA (a CA of its own: a client certificate it issues may
+    assert any user to an aggregated API such as metrics.k8s.io) and its client certificate,
+    in a subdirectory, then copied beside the others as ``front-proxy-ca.crt`` and
+    ``front-proxy-client.{crt,key}`` (the names ``metrics.apiserver_aggregation_flags`` uses)."""
+    from clusters.cloud.metrics import (
+        FRONT_PROXY_CA,
+        FRONT_PROXY_CLIENT,
+        front_proxy_client_request,
+    )
+
+    sub = directory / FRONT_PROXY_DIR
+    sub.mkdir(mode=0o700, exist_ok=True)
+    key, cert = pki.ensure_ca(sub, f"govcloud-{plan.name}-front-proxy-ca")
+    pki.ensure_cert(sub, key, cert, front_proxy_client_request())
+    copies = {
+        sub / "ca.crt": directory / f"{FRONT_PROXY_CA}.crt",
+        sub / f"{FRONT_PROXY_CLIENT}.crt": directory / f"{FRONT_PROXY_CLIENT}.crt",
+        sub / f"{FRONT_PROXY_CLIENT}.key": directory / f"{FRONT_PROXY_CLIENT}.key",
+    }
+    for src, dest in copies.items():
+        data = src.read_bytes()
+        if not dest.is_file() or dest.read_bytes() != data:
+            write = pki.write_private if dest.suffix == ".key" else pki.write_public
+            write(dest, data)
 
 
 def admin_kubeconfig(plan: ClusterPlan, directory: Path | None = None) -> Path:

@@ -237,6 +237,15 @@ def autoscaler(app: AppSpec) -> k.V2HorizontalPodAutoscaler | None:
             ),
             min_replicas=a.min,
             max_replicas=a.max,
+            behavior=(
+                None
+                if a.scale_down_seconds is None
+                else k.V2HorizontalPodAutoscalerBehavior(
+                    scale_down=k.V2HPAScalingRules(
+                        stabilization_window_seconds=a.scale_down_seconds
+                    )
+                )
+            ),
             metrics=[
                 k.V2MetricSpec(
                     type="Resource",

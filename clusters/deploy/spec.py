@@ -98,6 +98,8 @@ class Autoscale(_M):
     min: Annotated[int, Field(ge=1)] = 1
     max: Annotated[int, Field(ge=1)]
     cpu_percent: Annotated[int, Field(ge=1, le=100)] = 70
+    # how long the load must stay low before replicas are removed (Kubernetes' default: 300)
+    scale_down_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
 
 
 class AppSpec(_M):

@@ -12,6 +12,7 @@ from govcloud.spec.model import Flow
 API_PORT = 6443
 KUBELET_PORT = 10250
 REGISTRY_PORT = 443  # images are named registry.govcloud.local/<dept>/<app>:<tag>, no port
+METRICS_PORT = 4443  # metrics-server in the nodes' network namespace (clusters.cloud.metrics)
 
 CLUSTER_FLOWS: tuple[Flow, ...] = (
     Flow(
@@ -27,6 +28,13 @@ CLUSTER_FLOWS: tuple[Flow, ...] = (
         ports=[KUBELET_PORT],
     ),
     Flow(name="k8s-node-to-node", src="role:compute", dst="role:compute", ports=[KUBELET_PORT]),
+    # the API server proxies the resource metrics API (autoscalers, kubectl top) to it
+    Flow(
+        name="k8s-apiserver-to-metrics-server",
+        src="role:control-plane",
+        dst="role:compute",
+        ports=[METRICS_PORT],
+    ),
     Flow(
         name="k8s-operators-to-apiserver",
         src="management",

@@ -48,7 +48,7 @@ ROLE_PORTS: dict[str, set[int]] = {
     "shared": {9443, 9444, 9445, 9446},
     "control-plane": {6443},  # etcd, the controller manager and the scheduler: loopback only
     # kubelet; kube-router's health port (it has no bind-address option)
-    "compute": {10250, 20244},
+    "compute": {10250, 20244, 4443},  # kubelet, kube-router's health, metrics-server
     "registry": {443},
 }
 

@@ -122,6 +122,9 @@ def test_the_cluster_flows_are_planned(lab_raw: dict[str, Any]) -> None:
     cp_rules = plan.rulesets["role-control-plane"]
     assert "tcp dport { 6443 }" in cp_rules and "10250" not in cp_rules
     assert "tcp dport { 10250 }" in plan.rulesets["role-compute"]
+    # the API server proxies the metrics API to metrics-server in the nodes' network namespace
+    metrics = rules["k8s-apiserver-to-metrics-server"]
+    assert metrics.ports == (4443,) and metrics.src_prefixes == (f"{cp.api_address}/32",)
 
 
 def test_only_node_hosts_get_the_node_lxc_settings(lab_raw: dict[str, Any]) -> None:
@@ -164,9 +167,27 @@ def test_certificates_name_each_identity(lab_raw: dict[str, Any], tmp_path: Path
     ips = {str(i) for i in san.get_values_for_type(x509.IPAddress)}
     assert {cp.api_address, cp.api_service_ip} <= ips
     assert (d / "encryption-config.yaml").stat().st_mode & 0o077 == 0
+    # the front proxy (aggregated APIs) has a CA of its own, not the cluster's
+    ca = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
+    fp_ca = x509.load_pem_x509_certificate((d / "front-proxy-ca.crt").read_bytes())
+    client = x509.load_pem_x509_certificate((d / "front-proxy-client.crt").read_bytes())
+    assert fp_ca.subject != ca.subject and client.issuer == fp_ca.subject
+    assert client.subject.rfc4514_string() == "CN=front-proxy-client"
+    assert (d / "front-proxy-client.key").stat().st_mode & 0o077 == 0
     mtimes = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
     pki.ensure(cp, d)  # a second run issues nothing
     assert {p.name: p.stat().st_mtime_ns for p in d.iterdir()} == mtimes
+
+
+def test_the_api_server_unit_carries_the_aggregation_flags() -> None:
+    from clusters.cloud.metrics import apiserver_aggregation_flags
+
+    unit = (
+        Path(__file__).resolve().parents[2]
+        / "playbooks/roles/kube_control/templates/kube-apiserver.service.j2"
+    ).read_text()
+    for flag in apiserver_aggregation_flags("{{ pki }}"):
+        assert f"  {flag} \\\n" in unit, flag
 
 
 def _layer_names(image_spec: ImageSpec) -> list[str]:
