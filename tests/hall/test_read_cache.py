@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -251,3 +252,35 @@ def test_a_released_connection_skips_the_reset_query_but_not_the_rollback(
     sent, in_tx, left = asyncio.run(scenario())
     assert sent == ["SELECT 1"]  # no RESET ALL / UNLISTEN / advisory unlock on release
     assert not in_tx and left == 0  # the open transaction was rolled back
+
+
+def _writes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/io").read_text(encoding="ascii").splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscw in /proc/<pid>/io")
+
+
+@pytest.mark.integration
+def test_the_access_log_on_standard_output_is_written_in_blocks(
+    pg: LocalPostgres, seeded: dict[str, int]
+) -> None:
+    """A pod logs to standard output, often with PYTHONUNBUFFERED=1: the access log keeps a
+    buffer of its own, so 300 requests cost a handful of write calls, and every line arrives."""
+    hall = LocalHall(pg, extra_env={"HALL_ACCESS_LOG": "-", "PYTHONUNBUFFERED": "1"}).start()
+    try:
+        assert hall.proc is not None and hall.log_path is not None
+        before = _writes(hall.proc.pid)
+        for _ in range(300):
+            assert http_json("GET", hall.url + "/healthz")[0] == 200
+        time.sleep(1.5)  # flushed about once a second
+        written = _writes(hall.proc.pid) - before
+        lines = [
+            json.loads(line)
+            for line in hall.log_path.read_text(encoding="utf-8").splitlines()
+            if line.startswith('{"ts"')
+        ]
+    finally:
+        hall.stop()
+    assert sum(1 for r in lines if r["route"] == "healthz") >= 300
+    assert written < 30, written
