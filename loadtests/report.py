@@ -230,6 +230,25 @@ def write_report(
     )
     _chart(report_dir / "throughput.png", per_level, "rps", "throughput per level", "requests/s")
     _chart(report_dir / "errors.png", per_level, "error_ratio", "error ratio per level", "ratio")
+    replicas_img = ""
+    if (report_dir / "replicas.json").is_file():
+        watched = json.loads((report_dir / "replicas.json").read_text(encoding="utf-8"))
+        series_of = {
+            f"{what} replicas": [
+                {"t": t, "requests": 1, "replicas": float(s[i])}
+                for s in watched["samples"]
+                for t in [s[0]]
+            ]
+            for what, i in (("wanted", 1), ("ready", 2))
+        }
+        _chart(
+            report_dir / "replicas.png",
+            series_of,
+            "replicas",
+            f"replicas of {watched['deployment']} (the autoscaler)",
+            "replicas",
+        )
+        replicas_img = '<img src="replicas.png" alt="the hall\'s replicas over time">'
 
     breached = {(b["level"], b["endpoint"]) for b in gate["breaches"]}
     level_rows = [
@@ -293,6 +312,7 @@ apps and staff tools call the JSON API.</p>
 <img src="latency.png" alt="p95 latency per level over time">
 <img src="throughput.png" alt="throughput per level over time">
 <img src="errors.png" alt="error ratio per level over time">
+{replicas_img}
 <h2>Per endpoint</h2>
 {_table(ep_rows, [("level", "level"), ("endpoint", "endpoint"), *fig_cols])}
 {capacity_section(capacity)}

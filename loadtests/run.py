@@ -471,6 +471,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
     # validate everything before starting anything
     build_config(opts, ["http://placeholder"], report_dir)
 
+    replicas: dict[str, Any] = {}  # the hall's replicas over the run (lab target, on the cloud)
     with contextlib.ExitStack() as stack:
         admin = opts.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
         if opts.target == "local":
@@ -480,8 +481,13 @@ def run(opts: RunOptions) -> dict[str, Any]:
             admin = hall.admin_token
         elif opts.target == "lab":
             from loadtests.labsource import lab_admin_token, load_source
+            from loadtests.replicas import hall_watch
 
             targets = lab_targets(opts.spec)
+            watch = hall_watch(opts.spec)  # started here, on the operators' side
+            if watch is not None:
+                watch.start()
+                stack.callback(lambda: replicas.update(watch.stop()))
             # from here on, this thread and every process it starts are on a hall LAN
             stack.enter_context(load_source(opts.spec, opts.source, opts.echo))
             admin = admin or lab_admin_token()
@@ -553,6 +559,9 @@ def run(opts: RunOptions) -> dict[str, Any]:
     )
     if served:
         meta["served by"] = ", ".join(f"{k} {v}" for k, v in served.items())
+    if replicas:
+        (report_dir / "replicas.json").write_text(json.dumps(replicas), encoding="utf-8")
+        meta["hall replicas"] = f"{replicas['min']}-{replicas['max']} ({replicas['deployment']})"
     page = write_report(report_dir, meta)
     totals = {
         "requests": sum(f["requests"] for f in gate["levels"].values()),
@@ -568,6 +577,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
         "rps": round(totals["requests"] / cfg.duration_s, 1),
         "wall_s": round(wall, 1),
         "served_by": served,  # the hall replicas that answered (their X-Served-By), requests
+        "replicas": replicas,  # the hall's replicas over the run, sampled from the API server
         "report": str(page),
         "report_dir": str(report_dir),
     }

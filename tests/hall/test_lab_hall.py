@@ -319,3 +319,43 @@ def test_a_backup_with_the_storage_host_down_fails_loudly(
         lab.lxc.start(victim)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "backup-1" in r.stderr and "Traceback" not in r.stderr
+
+
+def _hpa(cloud: Cloud) -> dict[str, Any]:
+    r = cloud.kubectl("-n", NS, "get", "hpa", "hall", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+def test_the_surge_scales_the_hall_out_and_back_in(
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path
+) -> None:
+    target, _, _ = hall
+    _wait_pods(cloud)
+    # the autoscaler reads the pods' CPU from the metrics API (metrics-server on the nodes)
+    deadline = time.monotonic() + 120
+    while not (_hpa(cloud).get("status") or {}).get("currentMetrics"):
+        assert time.monotonic() < deadline, _hpa(cloud)
+        time.sleep(5)
+    result = run(
+        RunOptions(
+            spec=target.plan.spec,
+            profile="surge",
+            target="lab",
+            rate=15,
+            duration="150s",
+            report_dir=tmp_path,
+            echo=lambda _t: None,
+            locust_output=False,
+        )
+    )
+    replicas = result["replicas"]
+    assert replicas["error"] is None and len(replicas["samples"]) > 20, replicas
+    assert replicas["min"] == 2 and replicas["max"] > 2, replicas
+    assert (tmp_path / "replicas.png").stat().st_size > 10_000
+    assert "replicas.png" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    # after the surge, the autoscaler's scale-down window (60 s) then back to the minimum
+    deadline = time.monotonic() + 300
+    while _hpa(cloud)["status"].get("desiredReplicas", 0) > 2:
+        assert time.monotonic() < deadline, _hpa(cloud)["status"]
+        time.sleep(10)

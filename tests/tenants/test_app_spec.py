@@ -103,11 +103,12 @@ def test_secret_path_of_another_department(
 
 def test_over_quota(hall: dict[str, Any], lab: tuple[Spec, TenantPlan]) -> None:
     over = copy.deepcopy(hall)
-    over["autoscale"]["max"] = 10  # dsjj-prod has 3 CPU: 11 × 500m is more
+    over["autoscale"]["max"] = 10  # dsjj-prod has 3 CPU: 11 × a 500m limit is more
     msg = _problems(over, lab)["autoscale.max"]
     assert "over quota" in msg and "dsjj-prod's CPU quota (3 CPU)" in msg
     del hall["autoscale"]
     hall["replicas"] = 2
+    hall["resources"].pop("cpu_limit")  # the limit is the request
     hall["resources"]["cpu"] = "2"
     assert "over quota" in _problems(hall, lab)["resources.cpu"]
     hall["resources"]["cpu"] = "4"
