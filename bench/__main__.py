@@ -15,12 +15,14 @@ BENCHES = [
     "hall_pages",
     "hall_cpu",
     "loadtest_lab",
+    "hall_cloud",
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",
     "pod_startup",
     "identity_ssh",
     "identity_audit",
+    "elicence",
 ]
 
 
