@@ -8,7 +8,9 @@ strength (scrypt N = 2^14) and the access log written to a file:
   by the load suite's former session behaviour (``GOVCLOUD_LOADTEST_SESSIONS=per-task``: every
   citizen logs in again as one task in seventeen, so a login is ~4 % of the mix);
 - the hall as it ships, driven by the suite as it ships (a session logs in when it has to and
-  reuses its token; see ``loadtests/personas.py``).
+  reuses its token; see ``loadtests/personas.py``);
+- where the repository is at hand, the hall's code from before this work (``BEFORE_REV``), with
+  the former suite: the ``*_before`` figures.
 
 The figure is the app process's CPU time (utime + stime of ``/proc/<pid>/stat``, every thread,
 the scrypt executor included) divided by the requests it served (its own request counter from
@@ -31,10 +33,14 @@ class's cost: a run has few logins, so the whole figure moves with their count.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import random
 import re
+import subprocess
+import sys
+import tarfile
 import tempfile
 import threading
 from collections.abc import Callable
@@ -96,6 +102,32 @@ class Meter:
     @property
     def ms_per_request(self) -> float:
         return 1000 * self.cpu / max(1, self.requests)
+
+
+#: the hall's code before this work (issue 15, part 5), run beside the others when the repository
+#: has it: the "before" figures (the old code with the former suite's sessions)
+BEFORE_REV = "86e624ce1c72767a8b8bd7e59f0091d5ef14e4fd"
+OLD_COMMAND = (sys.executable, "-m", "hall")
+
+
+def before_package(tmp: Path) -> Path | None:
+    """The hall package as of ``BEFORE_REV``, extracted under ``tmp`` (importable as ``hall``),
+    or None where git or that commit is not at hand (the baseline figures still stand)."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(repo), "archive", BEFORE_REV, "clusters/apps/hall"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = tmp / "before"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(out, filter="data")
+    (out / "clusters" / "apps" / "hall").rename(out / "hall")
+    return out
 
 
 # -- the endpoint classes, each driven alone -----------------------------------------------------
@@ -232,7 +264,7 @@ def mixed(hall: LocalHall, spec: Any, tmp: Path, sessions: str, rate: float) -> 
         register_accounts,
     )
 
-    report = tmp / f"mixed-{sessions}-{rate:g}"
+    report = tmp / f"mixed-{hall.port}-{sessions}-{rate:g}"
     report.mkdir()
     opts = RunOptions(
         spec=spec,
@@ -305,7 +337,14 @@ def run_bench() -> Result:
         halls: dict[str, LocalHall] = {}
         try:
             common = {"HALL_SCRYPT_N": SCRYPT_N, "HALL_DB_POOL": "10"}
-            for name, extra in (("baseline", {"HALL_READ_CACHE_S": "0"}), ("shipped", {})):
+            variants: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
+                ("baseline", {"HALL_READ_CACHE_S": "0"}, LocalHall.command),
+                ("shipped", {}, LocalHall.command),
+            ]
+            old = before_package(tmp)
+            if old is not None:  # the hall as it was before this work, from the repository
+                variants.append(("before", {"PYTHONPATH": str(old)}, OLD_COMMAND))
+            for name, extra, command in variants:
                 hall = LocalHall(
                     pg,
                     extra_env={
@@ -313,6 +352,7 @@ def run_bench() -> Result:
                         **extra,
                         "HALL_ACCESS_LOG": str(tmp / f"access-{name}.jsonl"),
                     },
+                    command=command,
                 )
                 if not halls:
                     hall.seed(plan)
@@ -326,6 +366,8 @@ def run_bench() -> Result:
                 }
                 for rate in MIXED_RATES
             }
+            if "before" in halls:
+                mix[LAB_RATE]["before"] = mixed(halls["before"], spec, tmp, "per-task", LAB_RATE)
         finally:
             for h in halls.values():
                 h.stop()
@@ -336,6 +378,8 @@ def run_bench() -> Result:
         figures[f"{cls}_ms_baseline"] = before
         figures[f"{cls}_ms"] = after
         figures[f"{cls}_ratio"] = round(after / before, 3) if before else "n/a"
+        if "before" in classes:
+            figures[f"{cls}_ms_before"] = classes["before"][cls]
     checks: dict[str, bool] = {}
     failures = 0
     for rate, runs in mix.items():
@@ -358,6 +402,18 @@ def run_bench() -> Result:
             }
         )
         failures += base["failures"] + ship["failures"]
+        if "before" in runs:
+            was = runs["before"]
+            figures[f"{at}_ms_before"] = was["ms"]
+            figures[f"{at}_ratio_to_before"] = round(ship["ms"] / was["ms"], 3)
+            figures[f"{at}_ms_without_logins_before"] = without_logins(
+                was, classes["before"]["login"]
+            )
+            failures += was["failures"]
+            checks[
+                f"mixed workload at {rate:g}/s: at most {GOAL:.0%} of the former hall's cost"
+                " measured in the same run"
+            ] = ship["ms"] <= GOAL * was["ms"]
         if rate == LAB_RATE:
             checks[
                 f"mixed workload at {rate:g}/s: at most {GOAL:.0%} of {BEFORE_MS} ms of app CPU"
