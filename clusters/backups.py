@@ -1,10 +1,11 @@
 """Backups of the online hall's database, kept on the storage host (等保 数据备份恢复).
 
-A backup is ``pg_dump`` in PostgreSQL's custom format, run on the database host (the owning
-department's own host) and streamed over SSH straight onto the storage host, where it lands
-under a temporary name and is renamed only once complete, beside its SHA-256. Both SSH sessions
-are a person's (the system administrator by default): OpenBao signs the certificate, so every
-backup and restore is in the audit trail. The oldest backups beyond ``keep`` are removed.
+A backup is ``pg_dump`` in PostgreSQL's custom format taken by the storage host itself (role
+hall_backup: a timer on the spec's schedule, a read-only database role, the flow
+backups-from-<db host>); it lands under a temporary name and is renamed only once complete,
+beside its SHA-256, and the oldest beyond the spec's number are removed. ``take`` runs that same
+service now and waits for it. Every session here is a person's (the system administrator by
+default): OpenBao signs the certificate, so every backup and restore is in the audit trail.
 
 A restore checks the file's SHA-256 on the storage host, then recreates the database (closing
 the hall's connections) and feeds the file to ``pg_restore``. Nothing is silent: an unreachable
@@ -28,7 +29,8 @@ from govcloud.spec.model import Spec
 from infra.inventory import InvHost
 
 DB_NAME, DB_OWNER = "hall", "govcloud_hall"  # playbooks/roles/hall_db defaults
-BACKUP_ROOT = "/var/backups/govcloud"
+BACKUP_ROOT = "/var/backups/govcloud"  # playbooks/roles/hall_backup: hall_backup_dir's parent
+SERVICE = "govcloud-hall-backup.service"
 NAME = re.compile(r"^hall-\d{8}T\d{6}Z\.dump$")
 CHUNK = 1 << 16
 
@@ -103,22 +105,20 @@ class _Remote:
 
 
 @contextmanager
-def _sessions(spec: Spec, hosts: list[InvHost], user: str) -> Iterator[tuple[_Remote, _Remote]]:
+def _sessions(spec: Spec, hosts: list[InvHost], user: str, *names: str) -> Iterator[list[_Remote]]:
+    """Signed SSH sessions on the named hosts, as ``user`` (OpenBao signs the certificate)."""
     from security.access.connect import open_session
     from security.identity.plan import make_identity_plan
 
-    where = places(spec, hosts)
     plan = make_identity_plan(spec, hosts)
     opened = []
     try:
-        for host in (where.database, where.storage):
+        for name in names:
             try:
-                opened.append(open_session(plan, hosts, user, host.name))
+                opened.append(open_session(plan, hosts, user, name))
             except OperationError as exc:
-                raise OperationError(
-                    f"backup: cannot open a session on {host.name}: {exc}"
-                ) from exc
-        yield _Remote(opened[0], where.database.name), _Remote(opened[1], where.storage.name)
+                raise OperationError(f"backup: cannot open a session on {name}: {exc}") from exc
+        yield [_Remote(s, n) for s, n in zip(opened, names, strict=True)]
     finally:
         for s in opened:
             s.close()
@@ -150,37 +150,31 @@ def _pipe(src: Any, dst: Any) -> tuple[int, str, str, str]:
     )
 
 
-def take(spec: Spec, hosts: list[InvHost], *, keep: int = 14, user: str = "sysadmin") -> Backup:
-    """A new backup on the storage host; the oldest beyond ``keep`` are removed."""
-    if keep < 1:
-        raise InputError(f"--keep: expected at least 1, got {keep}")
+def take(spec: Spec, hosts: list[InvHost], *, user: str = "sysadmin") -> Backup:
+    """A backup now: the storage host's own backup service (the one its timer starts, role
+    hall_backup) run and awaited; its failure is reported with the service's last log lines."""
     where = places(spec, hosts)
-    name = time.strftime("hall-%Y%m%dT%H%M%SZ.dump", time.gmtime())
-    final = f"{where.directory}/{name}"
-    with _sessions(spec, hosts, user) as (db, storage):
-        storage.run(
-            f"sudo -n install -d -m 0700 {where.directory}", "creating the backup directory"
-        )
-        dump = db.channel(f"sudo -n runuser -u postgres -- pg_dump --format=custom {DB_NAME}")
-        sink = storage.channel(f"sudo -n sh -c {shlex.quote(f'cat > {final}.partial')}")
-        sent, digest, dump_err, sink_err = _pipe(dump, sink)
-        if (status := dump.recv_exit_status()) != 0:
-            storage.run(f"sudo -n rm -f {final}.partial", "removing the partial backup")
-            raise OperationError(f"pg_dump failed on {db.host} (exit {status}): {dump_err[-300:]}")
-        if (status := sink.recv_exit_status()) != 0:
-            raise OperationError(
-                f"writing the backup on {storage.host} failed (exit {status}): {sink_err[-300:]}"
+    with _sessions(spec, hosts, user, where.storage.name) as (storage,):
+        before = {b.name for b in _listing(storage, where.directory)}
+        try:
+            storage.run(f"sudo -n systemctl start --wait {SERVICE}", "the backup service")
+        except OperationError as exc:
+            log = storage.run(
+                f"sudo -n journalctl -u {SERVICE} -n 8 --no-pager -o cat || true",
+                "reading the backup service's log",
             )
-        held = storage.run(f"sudo -n sha256sum {final}.partial", "checking the written backup")
-        if held.split()[:1] != [digest]:
-            storage.run(f"sudo -n rm -f {final}.partial", "removing the partial backup")
+            raise OperationError(f"{exc}; its log: {' | '.join(log.splitlines()[-4:])}") from exc
+        new = [b for b in _listing(storage, where.directory) if b.name not in before]
+        if not new:
             raise OperationError(
-                f"the backup written on {storage.host} does not match what was sent"
+                f"the backup service on {storage.host} succeeded but left no new backup in "
+                f"{where.directory}"
             )
-        keep_it = f"echo {digest} > {final}.sha256 && mv {final}.partial {final}"
-        storage.run(f"sudo -n sh -c {shlex.quote(keep_it)}", "keeping the backup")
-        _prune(storage, where.directory, keep)
-    return Backup(name, sent, digest)
+        b = new[-1]
+        digest = storage.run(
+            f"sudo -n cat {where.directory}/{b.name}.sha256", "reading the backup's SHA-256"
+        ).strip()
+    return Backup(b.name, b.bytes, digest)
 
 
 def _listing(storage: _Remote, directory: str) -> list[Backup]:
@@ -194,16 +188,9 @@ def _listing(storage: _Remote, directory: str) -> list[Backup]:
     return sorted(found, key=lambda b: b.name)
 
 
-def _prune(storage: _Remote, directory: str, keep: int) -> None:
-    old = _listing(storage, directory)[:-keep]
-    if old:
-        names = " ".join(f"{directory}/{b.name} {directory}/{b.name}.sha256" for b in old)
-        storage.run(f"sudo -n rm -f {names}", "removing backups beyond the ones kept")
-
-
 def listing(spec: Spec, hosts: list[InvHost], *, user: str = "sysadmin") -> list[Backup]:
     where = places(spec, hosts)
-    with _sessions(spec, hosts, user) as (_db, storage):
+    with _sessions(spec, hosts, user, where.storage.name) as (storage,):
         return _listing(storage, where.directory)
 
 
@@ -216,7 +203,7 @@ def restore(
         raise InputError(
             f"backup name: expected hall-YYYYMMDDTHHMMSSZ.dump or latest, got {name!r}"
         )
-    with _sessions(spec, hosts, user) as (db, storage):
+    with _sessions(spec, hosts, user, where.database.name, where.storage.name) as (db, storage):
         held = _listing(storage, where.directory)
         if not held:
             raise OperationError(f"no backup of the hall on {storage.host} ({where.directory})")

@@ -230,17 +230,17 @@ def _plan_hosts(spec: Path | None) -> tuple[Any, Any]:
 @app.command()
 def backup(
     spec: SpecOpt = None,
-    keep: Annotated[int, typer.Option(help="backups kept on the storage host (oldest go)")] = 14,
     user: UserOpt = "sysadmin",
     json: JsonOpt = False,
 ) -> None:
-    """Back up the hall's database (pg_dump on the department's database host, streamed to the
-    storage host, checked by SHA-256). A failure (a host unreachable, the dump refused) exits 1
+    """Back up the hall's database now: the storage host's own backup service (which its timer
+    runs on the spec's schedule, datacenter.backups) pg_dumps it, checks it by SHA-256 and keeps
+    the newest datacenter.backups.keep. A failure (a host unreachable, the dump refused) exits 1
     naming the step; nothing is left half-written under a backup's name."""
     from clusters import backups
 
     s, hosts = _plan_hosts(spec)
-    b = backups.take(s, hosts, keep=keep, user=user)
+    b = backups.take(s, hosts, user=user)
     if json:
         print_json({"ok": True, "backup": b.as_dict()})
     else:

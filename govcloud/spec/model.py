@@ -348,6 +348,14 @@ class Host(_Model):
     kw: PositiveFloat = 0.5  # nameplate draw
 
 
+class Backups(_Model):
+    """Backups of the departments' databases onto the storage hosts (等保 数据备份恢复): taken
+    this often by the storage host itself, the newest ``keep`` kept."""
+
+    every_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    keep: Annotated[int, Field(ge=1, le=365)] = 14
+
+
 class DataCenter(_Model):
     name: StrictStr = Field(min_length=1)
     grade: Grade
@@ -356,6 +364,7 @@ class DataCenter(_Model):
     cooling: Cooling
     pools: Pools
     hosts: list[Host] = Field(default_factory=list)
+    backups: Backups = Field(default_factory=Backups)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
 def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
     """The hall's edge (group hall) forwards to its node port on every node; its database host
     (group hall_db, from the tenant's reached hosts) is seeded from the spec and lets the nodes
-    log in."""
+    log in, and the storage hosts (group hall_backup) back it up."""
     from clusters.hallsite import hall_site
 
     site = hall_site(plan.spec)
@@ -82,14 +82,27 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
     db = next((h for h in plan.hosts if h.name == site.database_host), None)
     if db is None:
         return
+    storage = [h for h in plan.hosts if h.role == "storage"]
     groups["hall_db"] = {
         "hosts": {db.name: {}},  # its connection variables are in its role's group
         "vars": {
             "hall_db_seed_plan_file": str(plan_dir / HALL_SEED_PLAN),
             "hall_db_secrets_dir": str(hall_secrets_dir()),
             "hall_db_clients": [f"{a}/32" for a in nodes],
+            "hall_db_backup_clients": [f"{h.address}/32" for h in storage],
         },
     }
+    if storage:  # the storage hosts take the database's backups on the spec's schedule
+        backups = plan.spec.datacenter.backups
+        groups["hall_backup"] = {
+            "hosts": {h.name: {} for h in storage},
+            "vars": {
+                "hall_backup_db_host": db.address,
+                "hall_backup_secrets_dir": str(hall_secrets_dir()),
+                "hall_backup_every_hours": backups.every_hours,
+                "hall_backup_keep": backups.keep,
+            },
+        }
 
 
 def add_converged_inputs(inv: dict[str, Any]) -> None:
@@ -165,15 +178,28 @@ def forget_replaced_lab_hosts(plan: Plan) -> None:
 
 
 def prepare(spec: Spec, creds: ssh_config.Credentials, *, tuned: bool = True) -> Target:
+    """The plan's files, the ssh_config and the inventory. ``creds`` is the break-glass login
+    (the provisioning key): the run logs in with the automation certificate instead once the
+    identity system gives one (:func:`security.access.automation.login_credentials`)."""
+    from security.access.automation import login_credentials
+
     plan_dir = state_dir() / "plan"
     plan = make_plan(spec, read_previous(plan_dir))
     write_plan(plan, plan_dir)
     if any(h.role == "hall" for h in plan.hosts):
         write_hall_seed_plan(plan, plan_dir)
     forget_replaced_lab_hosts(plan)
+    creds = login_credentials(creds, plan.hosts)
     config = ssh_config.write(plan.hosts, creds)
     inventory = runtime_inventory(plan, plan_dir)
-    return Target(plan, plan_dir, inventory, Connection(config, creds.user, tuned=tuned))
+    connection = Connection(
+        config,
+        creds.user,
+        tuned=tuned,
+        identity_file=creds.identity_file,
+        certificate=creds.certificate,
+    )
+    return Target(plan, plan_dir, inventory, connection)
 
 
 def silent_bastion(hosts: list[InvHost], *, port: int = 22, timeout: float = 3.0) -> str | None:

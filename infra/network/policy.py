@@ -186,10 +186,14 @@ def check_overlaps(rules: list[Rule]) -> tuple[list[Problem], list[Problem]]:
     return warnings, notes
 
 
-def tenant_flows(d: Department, index: int) -> list[tuple[Flow, str]]:
+POSTGRES_PORT = 5432
+
+
+def tenant_flows(d: Department, index: int, storage: bool = False) -> list[tuple[Flow, str]]:
     """What a department's tenant declares it needs of the network: the edge reaching its
     apps' node ports on the nodes, its pods (leaving the nodes with the node's address) reaching
-    its own IaaS hosts."""
+    its own IaaS hosts; with ``storage`` hosts in the plan, they reach a reached host's
+    PostgreSQL to take its backups."""
     path = f"departments[{index}].tenant"
     out = [
         (
@@ -214,6 +218,19 @@ def tenant_flows(d: Department, index: int) -> list[tuple[Flow, str]]:
             f"{path}.reaches[{j}]",
         )
         for j, r in enumerate(d.tenant.reaches)
+    ]
+    out += [
+        (
+            Flow(
+                name=f"backups-from-{r.host}",
+                src="role:storage",
+                dst=f"host:{r.host}",
+                ports=[POSTGRES_PORT],
+            ),
+            f"{path}.reaches[{j}]",
+        )
+        for j, r in enumerate(d.tenant.reaches)
+        if storage and POSTGRES_PORT in r.ports
     ]
     return out
 
@@ -240,7 +257,10 @@ def plan_policy(spec: Spec, zones: dict[str, Zone], hosts: list[InvHost]) -> Pol
             )
         )
         flows.append((Flow(name=f"{d.code}-internal", src=zone, dst=zone), "grant", None))
-        flows += [(f, "tenant", path) for f, path in tenant_flows(d, spec.departments.index(d))]
+        storage = any(h.role == "storage" for h in hosts)
+        flows += [
+            (f, "tenant", path) for f, path in tenant_flows(d, spec.departments.index(d), storage)
+        ]
         for service in d.grants:
             dst, port = SERVICE_PORTS[service]
             flows.append(

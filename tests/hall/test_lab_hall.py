@@ -304,6 +304,13 @@ def test_backup_destroy_restore_brings_every_application_back(
         assert status == 200
     r = govcloud("app", "backups", "--spec", str(LAB_SPEC), "--json", timeout=120)
     assert taken["name"] in [b["name"] for b in json.loads(r.stdout)["backups"]]
+    # the storage host takes them on its own schedule too, with a role that cannot write
+    timer = ["systemctl", "is-active", "govcloud-hall-backup.timer"]
+    assert lab.exec("backup-1", timer).stdout.strip() == "active"
+    write = "CREATE TABLE backup_may_not_write (x int)"
+    probe = ["runuser", "-u", "postgres", "--", "psql", "-d", "hall", "-c",
+             f"SET ROLE govcloud_backup; {write}"]  # fmt: skip
+    assert lab.exec(DB_HOST, probe, check=False).returncode != 0
 
 
 def test_a_backup_with_the_storage_host_down_fails_loudly(

@@ -49,6 +49,16 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
         "hall_db_seed_plan_file": str(tmp_path / HALL_SEED_PLAN),
         "hall_db_secrets_dir": str(hall_secrets_dir()),
         "hall_db_clients": [f"{a}/32" for a in nodes],
+        "hall_db_backup_clients": ["10.255.4.11/32"],
+    }
+    # the storage host backs it up on the spec's schedule
+    backup = inv["all"]["children"]["hall_backup"]
+    assert backup["hosts"] == {"backup-1": {}}
+    assert backup["vars"] == {
+        "hall_backup_db_host": "10.255.10.10",
+        "hall_backup_secrets_dir": str(hall_secrets_dir()),
+        "hall_backup_every_hours": 24,
+        "hall_backup_keep": 14,
     }
     assert hall_secrets_dir().parts[-2:] == ("secrets", "hall")
 
@@ -58,6 +68,7 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
     [
         ("hall", "hall_", set()),
         ("hall_db", "hall_db_", {"hall_db_seed_plan_file", "hall_db_secrets_dir"}),
+        ("hall_backup", "hall_backup_", {"hall_backup_db_host", "hall_backup_secrets_dir"}),
     ],
 )
 def test_the_hall_roles_document_every_variable_with_their_prefix(
