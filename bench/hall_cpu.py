@@ -24,7 +24,9 @@ the scrypt executor included) divided by the requests it served (its own request
 
 Costs are ms of CPU per request (a unit that carries over to other machines); the machine's 2
 cores are shared by the app, PostgreSQL and the load generator, so its throughput is not the
-figure. The checks: at the lab's per-hall rate the shipped hall's overall cost is at most half of
+figure. PostgreSQL's CPU per request of the same window is shown beside it, and with
+``BENCH_HALL_COSTS=FILE`` the figures are written as a costs file for the capacity plan.
+The checks: at the lab's per-hall rate the shipped hall's overall cost is at most half of
 the 4.1 ms the lab measured before (README, "CPU per request"); at both rates it is below the
 baseline measured in this run. ``mixed_*_without_logins`` takes the logins out at the login
 class's cost: a run has few logins, so the whole figure moves with their count.
@@ -32,6 +34,8 @@ class's cost: a run has few logins, so the whole figure moves with their count.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import http.client
 import io
 import json
@@ -82,6 +86,25 @@ def served(hall: LocalHall) -> int:
     return sum(int(n) for route, n in _COUNTER.findall(text) if route != "metrics")
 
 
+def postgres_cpu(pg: LocalPostgres) -> dict[int, float]:
+    """CPU of the local cluster's processes (the postmaster and its children) by pid: backends
+    that ended meanwhile are not counted (the pools keep theirs for the whole run)."""
+    pidfile = pg.root / "data" / "postmaster.pid"
+    master = int(pidfile.read_text().split()[0])
+    out: dict[int, float] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            raw = (proc / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(proc.name) == master or int(fields[1]) == master:
+            out[int(proc.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 class Meter:
     """The hall's CPU and requests over a window."""
 
@@ -89,14 +112,18 @@ class Meter:
         assert hall.proc is not None
         self.hall = hall
         self.pid = hall.proc.pid
+        self.db = 0.0
 
     def __enter__(self) -> Meter:
         self.requests0 = served(self.hall)
+        self.db0 = postgres_cpu(self.hall.pg)
         self.cpu0 = cpu_seconds(self.pid)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cpu = cpu_seconds(self.pid) - self.cpu0
+        db1 = postgres_cpu(self.hall.pg)
+        self.db = sum(v - self.db0.get(pid, 0.0) for pid, v in db1.items())
         self.requests = served(self.hall) - self.requests0
 
     @property
@@ -294,13 +321,23 @@ def mixed(hall: LocalHall, spec: Any, tmp: Path, sessions: str, rate: float) -> 
             os.environ["GOVCLOUD_LOADTEST_SESSIONS"] = old
     gate = json.loads((report / "gate.json").read_text(encoding="utf-8"))
     failures = sum(f["failures"] for f in gate["levels"].values())
+    from loadtests.capacity import endpoint_class
+
     logins = 0
-    with open(report / "stats_stats.csv", encoding="utf-8") as fh:
-        for line in fh:
-            name = line.split(",")[1] if "," in line else ""
+    counts: dict[str, int] = {}
+    with open(report / "stats_stats.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            name, n = row["Name"], int(row["Request Count"])
+            if name == "Aggregated":
+                continue
             if ("/login" in name and "POST" in name) or "/api/accounts" in name:
-                logins += int(line.split(",")[2])
+                logins += n  # a password checked or hashed (a login form's GET is not)
+            cls = endpoint_class(name)
+            if cls is not None:
+                counts[cls] = counts.get(cls, 0) + n
     return {
+        "db_ms": round(1000 * m.db / max(1, m.requests), 3),
+        "class_counts": counts,
         "ms": round(m.ms_per_request, 3),
         "cpu_s": m.cpu,
         "requests": m.requests,
@@ -423,11 +460,41 @@ def run_bench() -> Result:
             ship["ms"] < base["ms"]
         )
     figures["mixed_failures"] = failures
+    ship = mix[LAB_RATE]["shipped"]
+    figures["postgresql_ms"] = ship["db_ms"]
+    out = os.environ.get(COSTS_ENV)
+    if out:
+        write_costs(Path(out), classes["shipped"], ship)
+        figures["costs_file"] = out
     checks["catalog reads cheaper than the baseline's"] = (
         classes["shipped"]["catalog"] < classes["baseline"]["catalog"]
     )
     checks["no failed request in the mixed runs"] = failures == 0
     return Result("hall CPU per request (local)", figures, checks)
+
+
+COSTS_ENV = "BENCH_HALL_COSTS"
+
+
+def write_costs(path: Path, by_cls: dict[str, float], ship: dict[str, Any]) -> None:
+    """The measured costs as a costs file for ``govcloud loadtest capacity --costs`` and the
+    load-test report (``costs.json`` in its directory): the shipped hall's mixed figure at the
+    lab's per-hall rate, its classes with their shares of that run, PostgreSQL's figure."""
+    from loadtests.capacity import CLASSES, costs_document
+
+    total = sum(ship["class_counts"].values()) or 1
+    doc = costs_document(
+        at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        where="local hall and PostgreSQL on loopback (devserver), bench hall_cpu, "
+        f"{os.cpu_count()} cores shared with the load generator",
+        hall_ms=ship["ms"],
+        classes={c: by_cls[c] for c in CLASSES},
+        shares={c: round(ship["class_counts"].get(c, 0) / total, 4) for c in CLASSES},
+        postgresql_ms=ship["db_ms"],
+        workload=f"mixed: every persona and level, open model {LAB_RATE:g}/s",
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 def run() -> Result:
