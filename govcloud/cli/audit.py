@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -86,6 +86,17 @@ def report(
     file: Annotated[
         Path | None, typer.Option(help="Read a local audit file instead of the nodes' logs.")
     ] = None,
+    sshd_log: Annotated[
+        Path | None,
+        typer.Option(help="With --file: a local sshd log to list break-glass logins from."),
+    ] = None,
+    break_glass_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="The break-glass (provisioning) key, public or private; repeatable "
+            "(default: the lab's)."
+        ),
+    ] = None,
     device: DeviceOpt = "primary",
     user: UserOpt = None,
     passcode: PasscodeOpt = None,
@@ -93,21 +104,34 @@ def report(
     json: JsonOpt = False,
 ) -> None:
     """Who did what: logins and failed logins, policy and grant changes, certificates signed,
-    secrets read per department, denied requests. Streams the logs line by line."""
+    secrets read per department, denied requests; and the hosts' SSH logins made with the
+    break-glass key instead of a certificate (from the log host). Streams the logs line by
+    line."""
+    from security.audit import sshd
     from security.audit.officer import report_file
     from security.audit.report import parse_since
 
     cutoff = parse_since(since)
+    keys = [sshd.key_fingerprint(k) for k in _break_glass_keys(break_glass_key)]
+    ssh: sshd.SshReport | None = None
     if file is not None:
         if not file.is_file():
             raise InputError(f"--file: no such file {file}")
         result = report_file(file, cutoff)
         skipped: list[str] = []
+        if sshd_log is not None:
+            if not sshd_log.is_file():
+                raise InputError(f"--sshd-log: no such file {sshd_log}")
+            with sshd_log.open(encoding="utf-8", errors="replace") as fh:
+                ssh = sshd.build(fh, keys)
     else:
         officer = _officer(spec, user, passcode)
         result = officer.report(cutoff, device)
+        ssh = officer.ssh_report(keys)
         skipped = officer.skipped
     data = {**result.as_dict(), "nodes_not_read": skipped}
+    if ssh is not None:
+        data["ssh"] = ssh.as_dict()
     for problem in skipped:
         err_console.print(f"[yellow]not read:[/] {escape(problem)}")
     if json:
@@ -139,6 +163,43 @@ def report(
             )
     if data["denied"]:
         console.print(f"[bold]denied[/]: {sum(data['denied'].values())} requests")
+    if ssh is not None:
+        _print_ssh(data["ssh"])
+
+
+def _break_glass_keys(given: list[Path] | None) -> list[Path]:
+    if given:
+        for key in given:
+            if not key.is_file():
+                raise InputError(f"--break-glass-key: no such file {key}")
+        return list(given)
+    from infra.hosts.apply import lab_credentials
+
+    lab = lab_credentials().identity_file
+    return [lab] if lab.is_file() else []
+
+
+def _print_ssh(ssh: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]SSH logins[/]: {ssh['logins']} ({ssh['certificate_login_count']} with a "
+        "certificate)"
+    )
+    if not ssh["break_glass_keys"]:
+        err_console.print("[yellow]no break-glass key given:[/] plain-key logins listed only")
+    if not ssh["break_glass_logins"]:
+        console.print("[bold]break-glass logins[/]: none")
+    for title, key in (
+        ("break-glass logins", "break_glass_logins"),
+        ("plain-key logins", "plain_key_logins"),
+    ):
+        for fp, use in ssh[key].items():
+            hosts = ", ".join(f"{h} {n}" for h, n in use["hosts"].items())
+            console.print(
+                f"[bold red]{title}[/]: {fp}: {use['count']} on {hosts} "
+                f"({use['first'] or '-'} .. {use['last'] or '-'})"
+            )
+            for t in use["times"][:10]:
+                console.print(f"  {t}")
 
 
 @app.command()

@@ -112,6 +112,8 @@ class Connection:
     user: str
     tuned: bool = True  # SSH multiplexing, pipelining, 16 forks (False: Ansible's defaults)
     forks: int | None = None  # None: 16 when tuned, else Ansible's default of 5
+    identity_file: Path | None = None  # the key (also in the ssh_config)
+    certificate: Path | None = None  # its SSH certificate, when automation logs in with one
 
     @property
     def fork_count(self) -> int:
@@ -212,6 +214,8 @@ def _run(
     say = progress or (lambda _m: None)
 
     ssh_args = f"-F {connection.ssh_config}"
+    if connection.certificate is not None:
+        ssh_args += f" -o CertificateFile={connection.certificate}"
     env = {
         "ANSIBLE_SSH_COMMON_ARGS": ssh_args,
         "ANSIBLE_REMOTE_USER": connection.user,
@@ -225,6 +229,8 @@ def _run(
         # MaxStartups on a bastion not yet configured): try again rather than fail the host
         "ANSIBLE_SSH_RETRIES": "3",
     }
+    if connection.identity_file is not None:
+        env["ANSIBLE_PRIVATE_KEY_FILE"] = str(connection.identity_file)
     if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
         env["ANSIBLE_PIPELINING"] = "True"
         env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"

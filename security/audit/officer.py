@@ -5,7 +5,9 @@
   (it refuses every request when no device can record it: fail closed);
 - ``report``: who did what, streamed over SSH (as the ``auditor`` account, with a certificate
   for the audit administrators' principal) line by line from every node's audit file;
-- ``verify VALUE``: a clear-text value hashed by ``sys/audit-hash`` and searched in the logs.
+- ``verify VALUE``: a clear-text value hashed by ``sys/audit-hash`` and searched in the logs;
+- the hosts' SSH logins, from the log host (every host's sshd log is shipped there): which were
+  made with the break-glass provisioning key rather than a certificate (:mod:`.sshd`).
 
 The audit administrator's token can read and hash, and change nothing.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from govcloud.errors import OperationError
 from infra.inventory import InvHost
 from security.access import connect
+from security.audit import sshd
 from security.audit.report import Report, build, feed
 from security.identity.plan import AUDIT_ACCOUNT, IdentityPlan
 from security.identity.session import login
@@ -31,6 +34,12 @@ DEVICE_DIRS = {  # the openbao role's defaults
     "primary": "/var/log/openbao/audit-primary/audit.log",
     "secondary": "/var/log/openbao/audit-secondary/audit.log",
 }
+# the log host: every host's log as received (loghost role), and its own authentication log
+SSHD_LOGINS = (
+    "cd /var/log && { find remote -type f -name '*.log*' -print0 2>/dev/null; "
+    "find . -maxdepth 1 -name 'auth.log*' -print0; } "
+    "| xargs -0r zgrep -hF -- 'Accepted publickey'; rc=$?; [ $rc -le 1 ] || [ $rc -eq 123 ]"
+)
 LOW_HEADROOM = 0.10
 
 
@@ -130,6 +139,26 @@ class Officer:
 
     def report(self, since: str | None, device: str = "primary") -> Report:
         return build(self.stream(device), since)
+
+    def sshd_lines(self) -> Iterator[str]:
+        """Every ``Accepted publickey`` line the log hosts hold, streamed over SSH."""
+        for h in [h for h in self.hosts if h.role == "log"]:
+            try:
+                session = self.session(h.name)
+            except (OperationError, BaoError) as exc:
+                self.skipped.append(f"{h.name}: {exc}")
+                continue
+            try:
+                yield from _remote_lines(session, SSHD_LOGINS)
+            except OperationError as exc:
+                self.skipped.append(f"{h.name}: {exc}")
+            finally:
+                session.close()
+
+    def ssh_report(self, break_glass_keys: list[str]) -> sshd.SshReport:
+        """SSH logins on every host: break-glass (the provisioning key's fingerprints), other
+        plain keys, certificates by key id."""
+        return sshd.build(self.sshd_lines(), break_glass_keys)
 
     # -- verify -------------------------------------------------------------------------------
 

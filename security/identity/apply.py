@@ -5,6 +5,10 @@ the system administrator's token, policies, users, groups, MFA and SSH grants wi
 administrator's. On the very first run only the initial root token exists: it creates the
 administrators, and is revoked at the end of that run.
 
+The automation identity (an AppRole, :class:`~security.identity.plan.AutomationPlan`) is
+defined by the security administrator and its credentials issued by the system administrator to
+the controller: ``state/secrets/identity/automation.json`` (0600), never in git.
+
 The lab's people get generated passwords and (administrators) a TOTP enrolment, kept in
 ``state/secrets/identity/credentials.json`` (0600) so the tests and the lab can log in; a real
 deployment gives those to their holders and deletes the file.
@@ -13,6 +17,7 @@ deployment gives those to their holders and deletes the file.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +43,7 @@ CREDENTIALS_WARNING = (
     "to its holder and delete this file in any real deployment."
 )
 TOTP_METHOD_NAME = "govcloud-totp"
+RENEW_SECRET_ID_BEFORE = 7 * 86400  # seconds left below which automation gets a new secret id
 
 
 @dataclass
@@ -155,7 +161,16 @@ def apply_security(
     accessor = str(bao.list_auth_methods()[f"{USERPASS}/"]["accessor"])
     for name, policy in plan.policies.items():
         if bao.read_policy(name) != policy.hcl:
-            bao.create_or_update_policy(name, policy.hcl)
+            try:
+                bao.create_or_update_policy(name, policy.hcl)
+            except BaoForbidden as exc:
+                raise OperationError(
+                    f"{exc}: policy {name} is new or changed. The administrators' and the "
+                    "automation's policies are written only with a root token (the security "
+                    "administrator may not change them): generate one with the unseal shares "
+                    "(bao operator generate-root), run identity apply with it in "
+                    "GOVCLOUD_ROOT_TOKEN (it is revoked at the end)"
+                ) from exc
             report.changed.append(f"policy {name}")
     entity_ids: dict[str, str] = {}
     for name in plan.users:
@@ -207,9 +222,52 @@ def apply_security(
             key_id_format="{{token_display_name}}",
             algorithm_signer="default",
         )
+    automation = plan.automation
+    bao.create_or_update_ssh_role(
+        automation.role, mount_point=SSH_USER_MOUNT, **automation.ssh_role_params()
+    )
+    if bao.read_approle_role(automation.role, mount_point=automation.mount) is None:
+        report.changed.append(f"AppRole {automation.mount}/{automation.role}")
+    bao.create_or_update_approle_role(
+        automation.role, mount_point=automation.mount, **automation.approle_params()
+    )
     if plan.mfa:
         _apply_mfa(bao, plan, creds, entity_ids, group_ids, report)
     return entity_ids
+
+
+def apply_automation(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyReport) -> bool:
+    """The system administrator issues the automation identity's credentials to the
+    controller (0600 in the state): kept while the role is the same and the secret id has a
+    week left, else a new secret id. Returns whether new ones were issued."""
+    automation = plan.automation
+    role_id = bao.read_approle_role_id(automation.role, mount_point=automation.mount)
+    stored = read_secret(paths.automation_file) or {}
+    if (
+        stored.get("role_id") == role_id
+        and stored.get("secret_id")
+        and float(stored.get("expires", 0)) - time.time() > RENEW_SECRET_ID_BEFORE
+    ):
+        return False
+    issued = bao.generate_approle_secret_id(
+        automation.role,
+        mount_point=automation.mount,
+        metadata='{"issued_to": "govcloud controller"}',
+    )
+    ttl = int(issued.get("secret_id_ttl") or 0)
+    write_secret(
+        paths.automation_file,
+        {
+            "mount": automation.mount,
+            "role": automation.role,
+            "role_id": role_id,
+            "secret_id": issued["secret_id"],
+            "secret_id_accessor": issued.get("secret_id_accessor"),
+            "expires": time.time() + ttl if ttl else 2**40,
+        },
+    )
+    report.changed.append(f"automation credentials ({automation.mount}/{automation.role})")
+    return True
 
 
 def _apply_mfa(
@@ -264,6 +322,8 @@ def apply(
     apply_system(actors.system, plan, report)
     say("security administrator: auth, policies, users, groups, SSH grants, MFA")
     apply_security(actors.security, plan, creds, report)
+    say("system administrator: the automation identity's credentials for the controller")
+    apply_automation(actors.system, plan, creds.paths, report)
     if plan.pki is not None:
         say("system administrator: the service PKI (intermediate below the offline root)")
         apply_pki(actors.system, plan, creds.paths, report)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,10 +73,15 @@ def _check(run: RunResult) -> None:
         raise OperationError(f"{run.playbook} failed: {detail or run.status}")
 
 
+ROOT_TOKEN_ENV = "GOVCLOUD_ROOT_TOKEN"  # a root token generated for one apply (then revoked)
+
+
 def actors(plan: IdentityPlan, hosts: list[InvHost], paths: Paths) -> identity_apply.Actors:
-    """The root token while it exists, else the first system and security administrators."""
+    """The root token while it exists (or one generated for this run and given in
+    ``$GOVCLOUD_ROOT_TOKEN``), else the first system and security administrators."""
     init = read_secret(paths.init_file) or {}
     root_token = None if init.get("root_token_revoked") else init.get("root_token")
+    root_token = root_token or os.environ.get(ROOT_TOKEN_ENV)
     if root_token:
         root = cluster.connect(hosts, paths, root_token)
         return identity_apply.Actors(root, root, root)
@@ -195,5 +201,8 @@ def deploy(
         system = next(n for n, g in plan.groups.items() if g.admin and "system" in n)
         login(plan.groups[system].members[0], hosts, paths)  # the administrators can log in
         report.root_revoked = identity_apply.revoke_root(who.root, paths)
+        if not report.root_revoked and os.environ.get(ROOT_TOKEN_ENV):
+            who.root.revoke_token()  # the one generated for this run
+            report.root_revoked = True
     write_client_files(plan, hosts, paths, result.host_ca)
     return report

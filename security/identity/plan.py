@@ -14,7 +14,11 @@
   certificates for every managed host; which principals each host account accepts;
 - the service PKI (:mod:`security.pki.plan`): an intermediate in OpenBao below an offline root,
   roles per use (edge, internal); its mount and certificates are the system administrator's,
-  the audit administrator may read what was issued.
+  the audit administrator may read what was issued;
+- the automation identity (an AppRole): what ``hosts apply`` and the Pulumi plays log in with.
+  Its token may only sign SSH certificates for the ``automation`` principal, which the hosts'
+  administrator account accepts; the security administrator defines the grant (the role, its
+  one policy pinned), the system administrator issues its credentials to the controller.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from infra.inventory import InvHost
 from security.pki.plan import EDGE_ROLE, INTERNAL_ROLE, PKI_MOUNT, PkiPlan, make_pki_plan
 
 USERPASS = "userpass"
+APPROLE = "approle"  # machine identities (automation)
 SSH_USER_MOUNT = "ssh-client-signer"
 SSH_HOST_MOUNT = "ssh-host-signer"
 HOST_ROLE = "hosts"
@@ -36,6 +41,8 @@ ADMIN_ACCOUNT = "ops"  # the administrator account of every host
 AUDIT_ACCOUNT = "auditor"  # read-only account on the identity and log hosts
 DEPT_ACCOUNT = "deploy"  # a department's account on its own VM hosts
 EXTENSIONS = {"permit-pty": "", "permit-port-forwarding": ""}
+AUTOMATION = "automation"  # the AppRole role, its SSH role and its certificates' principal
+AUTOMATION_POLICY = "govcloud-automation"
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class Rule:
     path: str
     capabilities: tuple[str, ...]
     denied_parameters: tuple[str, ...] = ()
+    allowed_parameters: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (name, values) pairs
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,12 @@ class Policy:
             if r.denied_parameters:
                 params = ", ".join(f'"{p}" = []' for p in r.denied_parameters)
                 out.append(f"  denied_parameters = {{ {params} }}")
+            if r.allowed_parameters:
+                pairs = ", ".join(
+                    f'"{name}" = [{", ".join(f"{chr(34)}{v}{chr(34)}" for v in values)}]'
+                    for name, values in r.allowed_parameters
+                )
+                out.append(f"  allowed_parameters = {{ {pairs} }}")
             out.append("}")
         return "\n".join(out) + "\n"
 
@@ -86,6 +100,59 @@ class SshRole:
     principal: str  # the identity group whose members may log in with it
 
 
+@dataclass(frozen=True)
+class AutomationPlan:
+    """The machine identity automation logs in with (AppRole) and what it may sign."""
+
+    mount: str = APPROLE
+    role: str = AUTOMATION  # the AppRole role and the SSH role share the name
+    principal: str = AUTOMATION
+    account: str = ADMIN_ACCOUNT  # the host account whose principals include ``principal``
+    policy: str = AUTOMATION_POLICY
+    token_ttl: str = "5m"  # one login signs one certificate
+    cert_ttl: str = "30m"
+    secret_id_ttl: str = "720h"  # reissued by identity apply when a week is left
+    key_id_format: str = "automation-{{token_display_name}}-{{public_key_hash}}"
+
+    def approle_params(self) -> dict[str, object]:
+        return {
+            "token_policies": self.policy,  # one string: the value the security policy pins
+            "token_no_default_policy": True,
+            "token_ttl": self.token_ttl,
+            "token_max_ttl": self.token_ttl,
+            "token_type": "service",
+            "bind_secret_id": True,
+            "secret_id_ttl": self.secret_id_ttl,
+            "secret_id_num_uses": 0,
+        }
+
+    def ssh_role_params(self) -> dict[str, object]:
+        return {
+            "key_type": "ca",
+            "allow_user_certificates": True,
+            "allowed_users": self.principal,
+            "default_user": self.principal,
+            "allowed_extensions": ",".join(EXTENSIONS),
+            "default_extensions": EXTENSIONS,
+            "ttl": self.cert_ttl,
+            "max_ttl": self.cert_ttl,
+            "key_id_format": self.key_id_format,
+            "algorithm_signer": "default",
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "auth_mount": self.mount,
+            "role": self.role,
+            "principal": self.principal,
+            "account": self.account,
+            "policy": self.policy,
+            "token_ttl": self.token_ttl,
+            "cert_ttl": self.cert_ttl,
+            "secret_id_ttl": self.secret_id_ttl,
+        }
+
+
 @dataclass
 class IdentityPlan:
     departments: list[str]
@@ -102,6 +169,7 @@ class IdentityPlan:
     host_accounts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     host_principals: dict[str, list[str]] = field(default_factory=dict)
     pki: PkiPlan | None = None
+    automation: AutomationPlan = field(default_factory=AutomationPlan)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -121,6 +189,7 @@ class IdentityPlan:
             "ssh_max_ttl": self.ssh_max_ttl,
             "host_accounts": self.host_accounts,
             "pki": self.pki.as_dict() if self.pki else None,
+            "automation": self.automation.as_dict(),
         }
 
 
@@ -177,6 +246,9 @@ def system_policy() -> Policy:
             Rule(f"{SSH_HOST_MOUNT}/roles/{HOST_ROLE}", ("create", "read", "update")),
             Rule(f"{SSH_HOST_MOUNT}/sign/{HOST_ROLE}", ("update",)),
             Rule(f"{SSH_USER_MOUNT}/sign/system", ("update",)),
+            # the automation identity's credentials for the controller (never its grant)
+            Rule(f"auth/{APPROLE}/role/{AUTOMATION}/role-id", ("read",)),
+            Rule(f"auth/{APPROLE}/role/{AUTOMATION}/secret-id", ("update",)),
             *pki_system_rules(),
         ),
     )
@@ -231,6 +303,23 @@ def security_policy() -> Policy:
             Rule("sys/mounts", ("read",)),
             Rule(f"{SSH_USER_MOUNT}/roles", ("list",)),
             Rule(f"{SSH_USER_MOUNT}/roles/*", _RW),
+            Rule(f"auth/{APPROLE}/role", ("list",)),
+            Rule(  # the automation grant: its one policy, nothing else attachable
+                f"auth/{APPROLE}/role/{AUTOMATION}",
+                ("create", "read", "update"),
+                allowed_parameters=(("token_policies", (AUTOMATION_POLICY,)), ("*", ())),
+            ),
+        ),
+    )
+
+
+def automation_policy() -> Policy:
+    """What the automation identity's token may do: sign a certificate for its own principal."""
+    return Policy(
+        AUTOMATION_POLICY,
+        (
+            Rule(f"{SSH_USER_MOUNT}/sign/{AUTOMATION}", ("update",)),
+            Rule("auth/token/revoke-self", ("update",)),
         ),
     )
 
@@ -253,6 +342,7 @@ def audit_policy() -> Policy:
             Rule(f"{SSH_USER_MOUNT}/roles", ("list",)),
             Rule(f"{SSH_USER_MOUNT}/roles/*", ("read",)),
             Rule(f"{SSH_USER_MOUNT}/sign/audit", ("update",)),  # SSH to read the audit files
+            Rule(f"auth/{APPROLE}/role/{AUTOMATION}", ("read",)),  # the automation grant
             Rule(f"{PKI_MOUNT}/certs", ("list",)),  # which service certificates were issued
             Rule(f"{PKI_MOUNT}/cert/*", ("read",)),
         ),
@@ -312,7 +402,7 @@ def host_accounts(spec: Spec, hosts: list[InvHost]) -> dict[str, dict[str, list[
     for h in hosts:
         if h.zone == "intranet":
             continue
-        accounts: dict[str, list[str]] = {ADMIN_ACCOUNT: [system]}
+        accounts: dict[str, list[str]] = {ADMIN_ACCOUNT: [system, AUTOMATION]}
         if h.role in ("identity", "log", "bastion"):
             accounts[AUDIT_ACCOUNT] = [audit]
         if h.role == "vm" and h.zone.startswith("dept-"):
@@ -359,7 +449,9 @@ def make_identity_plan(spec: Spec, hosts: list[InvHost] | None = None) -> Identi
         ssh_roles[department_ssh_role(code)] = SshRole(
             department_ssh_role(code), department_group(code, "operator")
         )
+    policies[AUTOMATION_POLICY] = automation_policy()
     auth = [USERPASS] + [m.value for m in ident.auth_methods if m != AuthMethod.USERPASS]
+    auth.append(APPROLE)
     plan = IdentityPlan(
         departments=codes,
         auth_methods=auth,

@@ -291,6 +291,51 @@ class Bao:
             raise BaoUnauthorized(f"log in as {username}: no token returned")
         return self.with_token(token)
 
+    # -- AppRole (machine identities) --------------------------------------------------------
+
+    def read_approle_role(self, name: str, *, mount_point: str) -> dict[str, Any] | None:
+        try:
+            resp = self._read(f"auth/{mount_point}/role/{name}", f"read AppRole role {name}")
+        except BaoNotFound:
+            return None
+        data = (resp or {}).get("data")
+        return dict(data) if data else None
+
+    def create_or_update_approle_role(self, name: str, *, mount_point: str, **params: Any) -> None:
+        self._write(f"auth/{mount_point}/role/{name}", f"write AppRole role {name}", **params)
+
+    def read_approle_role_id(self, name: str, *, mount_point: str) -> str:
+        resp = self._read(f"auth/{mount_point}/role/{name}/role-id", f"read role id of {name}")
+        role_id = ((resp or {}).get("data") or {}).get("role_id")
+        if not role_id:
+            raise BaoNotFound(f"read role id of {name}: no AppRole role {name}")
+        return str(role_id)
+
+    def generate_approle_secret_id(
+        self, name: str, *, mount_point: str, **params: Any
+    ) -> dict[str, Any]:
+        """A new secret id for the role (``secret_id``, ``secret_id_accessor``,
+        ``secret_id_ttl``, returned once)."""
+        resp = self._write(
+            f"auth/{mount_point}/role/{name}/secret-id", f"issue a secret id for {name}", **params
+        )
+        return dict((resp or {}).get("data") or {})
+
+    def login_approle(self, role_id: str, secret_id: str, *, mount_point: str) -> Bao:
+        """Log in as a machine identity; returns a new client holding its token."""
+
+        def call() -> Any:
+            return self._client.adapter.post(
+                f"/v1/auth/{mount_point}/login",
+                json={"role_id": role_id, "secret_id": secret_id},
+            )
+
+        resp = _wrap(f"log in with AppRole {mount_point}", call)
+        token = ((resp or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise BaoUnauthorized(f"log in with AppRole {mount_point}: no token returned")
+        return self.with_token(token)
+
     # -- identity ----------------------------------------------------------------------------
 
     def create_or_update_entity(self, name: str, **params: Any) -> str:

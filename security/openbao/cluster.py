@@ -78,6 +78,16 @@ class Paths:
     def users(self) -> Path:
         return self.secrets / "identity" / "keys"
 
+    @property
+    def automation_file(self) -> Path:
+        """The automation identity's AppRole role id and secret id (0600)."""
+        return self.secrets / "identity" / "automation.json"
+
+    @property
+    def automation_keys(self) -> Path:
+        """The automation's ephemeral SSH key and its certificate (0700, files 0600)."""
+        return self.secrets / "identity" / "automation"
+
 
 def private_dirs(directory: Path) -> None:
     """Make ``directory`` and its parents up to ``secrets/`` exist with mode 0700."""
