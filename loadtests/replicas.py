@@ -26,7 +26,7 @@ class ReplicaWatch(threading.Thread):
         self.every = every
         self.samples: list[list[float]] = []
         self.error: str | None = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._t0 = time.time()
 
     def run(self) -> None:
@@ -39,7 +39,7 @@ class ReplicaWatch(threading.Thread):
             self.error = str(exc)
             return
         kind = KINDS[("apps/v1", "Deployment")]
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 dep = kube.get(kind, self.deployment, self.namespace) or {}
             except GovcloudError as exc:  # reported with the samples, never fatal to the run
@@ -48,10 +48,10 @@ class ReplicaWatch(threading.Thread):
                 wanted = (dep.get("spec") or {}).get("replicas") or 0
                 ready = (dep.get("status") or {}).get("readyReplicas") or 0
                 self.samples.append([round(time.time() - self._t0, 1), wanted, ready])
-            self._stop.wait(self.every)
+            self._halt.wait(self.every)
 
     def stop(self) -> dict[str, Any]:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=self.every + 10)
         wanted = [s[1] for s in self.samples]
         return {
