@@ -195,11 +195,12 @@ def _print_ssh(ssh: dict[str, Any]) -> None:
         for fp, use in ssh[key].items():
             hosts = ", ".join(f"{h} {n}" for h, n in use["hosts"].items())
             console.print(
-                f"[bold red]{title}[/]: {fp}: {use['count']} on {hosts} "
-                f"({use['first'] or '-'} .. {use['last'] or '-'})"
+                f"[bold red]{title}[/]: {escape(fp)} {use['count']} on {escape(hosts)} "
+                f"({use['first'] or '-'} .. {use['last'] or '-'})",
+                emoji=False,
             )
             for t in use["times"][:10]:
-                console.print(f"  {t}")
+                console.print(f"  {escape(t)}", emoji=False)
 
 
 @app.command()

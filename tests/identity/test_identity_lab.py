@@ -262,7 +262,7 @@ def test_everything_but_a_valid_certificate_through_the_bastion_is_refused(
     with pytest.raises(OSError):
         socket.create_connection((lab.host("bao-2").address, 22), timeout=3).close()
     socket.create_connection((lab.host("bastion").address, 22), timeout=3).close()
-    assert plan.host_accounts["bao-2"]["ops"] == ["govcloud-system-admins"]
+    assert plan.host_accounts["bao-2"]["ops"] == ["govcloud-system-admins", "automation"]
 
 
 def test_openssh_checks_hosts_against_the_host_ca(identity_lab: IdentityLab) -> None:
