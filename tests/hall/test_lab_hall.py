@@ -349,7 +349,7 @@ def test_the_surge_scales_the_hall_out_and_back_in(
             spec=target.plan.spec,
             profile="surge",
             target="lab",
-            rate=15,
+            rate=30,  # top of the surge: 8 x 30 = 240 requests/s
             duration="150s",
             report_dir=tmp_path,
             echo=lambda _t: None,
