@@ -254,9 +254,14 @@ def hall_app_inputs(plan: Plan) -> str:
     from clusters.hallsite import hall_site
 
     site = hall_site(plan.spec)
+    sources = sorted(  # what goes into the image and the app spec, not Python's byte code
+        (str(p.relative_to(HALL_DIR)), p.read_bytes().hex())
+        for p in HALL_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     return digest(
         [
-            tree_digest(HALL_DIR),
+            sources,
             site,
             [(h.name, h.address) for h in plan.hosts if h.role in ("compute", "vm")],
         ]
