@@ -44,11 +44,17 @@ def check(
     junit.xml and results.json. Exits 1 on any failure, naming the control and the host.
     """
     from infra.hosts.apply import lab_credentials, prepare
-    from security.compliance.run import parse_junit, run_suite, targets, write_report
+    from security.compliance.run import (
+        declared_ports,
+        parse_junit,
+        run_suite,
+        targets,
+        write_report,
+    )
 
     s = read_spec(spec)
     target = prepare(s, lab_credentials())
-    tdoc = targets(target.plan.hosts, target.connection.ssh_config)
+    tdoc = targets(target.plan.hosts, target.connection.ssh_config, declared_ports(s))
     with console.status(f"checking {len(tdoc['hosts'])} hosts"):
         outcomes = parse_junit(run_suite(tdoc, report, limit=limit))
     path = write_report(outcomes, report, spec_name=s.name, spec_path=str(spec_path(spec)))

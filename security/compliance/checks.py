@@ -58,6 +58,7 @@ class Context:
     role: str
     bastion: str
     loghost: str
+    ports: frozenset[int] = frozenset()  # declared in the spec for this host (tenant.reaches)
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,7 +275,7 @@ def minimal_install(host: Any, ctx: Context) -> str:
 
 
 def listening_ports(host: Any, ctx: Context) -> str:
-    allowed = {22} | ROLE_PORTS.get(ctx.role, set())
+    allowed = {22} | ROLE_PORTS.get(ctx.role, set()) | set(ctx.ports)
     ports = set()
     for sock in host.socket.get_listening_sockets():
         m = re.match(r"tcp://(.+):(\d+)$", sock)

@@ -22,6 +22,7 @@ from typing import Any
 
 from govcloud.errors import OperationError
 from govcloud.paths import PROJECT_ROOT
+from govcloud.spec.model import Spec
 from infra.inventory import InvHost
 from security.compliance.controls import FAMILIES, ITEMS, UNCHECKED
 
@@ -38,16 +39,38 @@ class Outcome:
     detail: str  # the evidence, or what is wrong
 
 
-def targets(hosts: list[InvHost], ssh_config: Path) -> dict[str, Any]:
+def targets(
+    hosts: list[InvHost], ssh_config: Path, declared: dict[str, set[int]] | None = None
+) -> dict[str, Any]:
+    """The suite's input. ``declared``: ports a host may listen on beyond its role's, because the
+    spec says a department's pods reach them there (``tenant.reaches``: :func:`declared_ports`)."""
     managed = [h for h in hosts if h.zone != "intranet"]
     bastion = next((h.address for h in managed if h.role == "bastion"), "")
     loghost = next((h.address for h in managed if h.role == "log"), "")
+    declared = declared or {}
     return {
         "ssh_config": str(ssh_config),
         "bastion": bastion,
         "loghost": loghost,
-        "hosts": [{"name": h.name, "address": h.address, "role": h.role} for h in managed],
+        "hosts": [
+            {
+                "name": h.name,
+                "address": h.address,
+                "role": h.role,
+                "ports": sorted(declared.get(h.name, set())),
+            }
+            for h in managed
+        ],
     }
+
+
+def declared_ports(spec: Spec) -> dict[str, set[int]]:
+    """Host name -> the ports departments' tenants declare they reach on it."""
+    out: dict[str, set[int]] = {}
+    for d in spec.departments:
+        for r in d.tenant.reaches:
+            out.setdefault(r.host, set()).update(r.ports)
+    return out
 
 
 def run_suite(target: dict[str, Any], out_dir: Path, *, limit: str | None = None) -> Path:

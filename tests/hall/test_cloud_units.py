@@ -225,3 +225,16 @@ def test_the_timeline_counts_the_replicas_that_served_across_workers() -> None:
     b.merge_served(a.drain_served())
     assert b.served == {"hall-1": 2, "hall-2": 1}
     assert a.drain_served() == {}
+
+
+def test_the_compliance_suite_lets_a_reached_host_listen_on_its_declared_ports(
+    tmp_path: Path,
+) -> None:
+    from security.compliance.run import declared_ports, targets
+
+    spec = load_spec(LAB_SPEC)
+    hosts = make_plan(spec).hosts
+    doc = targets(hosts, tmp_path / "ssh_config", declared_ports(spec))
+    ports = {h["name"]: h["ports"] for h in doc["hosts"]}
+    assert ports["dsjj-vm-1"] == [5432]
+    assert ports["mzt-vm-1"] == [] and ports["hall-1"] == []

@@ -58,5 +58,7 @@ def ctx(case: tuple[dict[str, Any], Any]) -> Context:
     target = case[0]
     if target["name"] not in _CONTEXTS:
         t = _targets()
-        _CONTEXTS[target["name"]] = Context(target["role"], t["bastion"], t["loghost"])
+        _CONTEXTS[target["name"]] = Context(
+            target["role"], t["bastion"], t["loghost"], frozenset(target.get("ports", ()))
+        )
     return _CONTEXTS[target["name"]]
