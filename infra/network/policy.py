@@ -187,6 +187,7 @@ def check_overlaps(rules: list[Rule]) -> tuple[list[Problem], list[Problem]]:
 
 
 POSTGRES_PORT = 5432
+EDGE_FLOW_PREFIX = "edge-to-"  # a tenant's edge port: the cluster's NodePort, not a host's listener
 
 
 def tenant_flows(d: Department, index: int, storage: bool = False) -> list[tuple[Flow, str]]:
@@ -198,7 +199,7 @@ def tenant_flows(d: Department, index: int, storage: bool = False) -> list[tuple
     out = [
         (
             Flow(
-                name=f"edge-to-{d.code}-{e.app}",
+                name=f"{EDGE_FLOW_PREFIX}{d.code}-{e.app}",
                 src="internet-access",
                 dst="role:compute",
                 ports=[e.node_port],
