@@ -59,7 +59,6 @@ def test_deploy_status_and_rollback_as_the_department(
         "Service dsjj-prod/hall",
         "Deployment dsjj-prod/hall",
         "HorizontalPodAutoscaler dsjj-prod/hall",
-        "Ingress dsjj-prod/hall",
     ]
     assert out["rollout"]["state"] == "cannot-schedule"
     assert "cannot schedule 2 pod(s) of revision 1" in out["rollout"]["message"]

@@ -23,7 +23,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_tenant_provider_create_read_drift_delete(tenant_cluster: TenantCluster) -> None:
     spec = parse(generate("lab"))
     for d in spec.departments:
+        old = d.code
         d.code = f"{d.code}prov"  # codes of their own on the shared test server
+        for r in d.tenant.reaches:  # its own hosts are named after its code
+            r.host = r.host.replace(f"{old}-vm-", f"{d.code}-vm-", 1)
     tenant = plan_tenants(spec).tenants[0]
     manifests = TenantPlan.manifests_of(tenant.objects)
     props = {
