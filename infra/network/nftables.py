@@ -110,14 +110,17 @@ def role_ruleset(role: str, hosts: list[InvHost], policy: Policy, zones: dict[st
     """Input filtering for every host of a role: only what the policy lets reach them."""
     mine = {h.address + "/32" for h in hosts}
     inbound = _input_rules(policy.rules, mine)
+    # hosts of one role in several zones (the departments' own IaaS hosts): each rule also names
+    # its destination, or one department's rule would let its addresses into another's host
+    spread = len({h.zone for h in hosts}) > 1
     gateways = sorted({h.gateway for h in hosts if h.gateway})
     lines = [*_STATEFUL, '\t\tiif "lo" accept']
     if gateways:  # the router may check that its hosts are up
         lines.append(f"\t\tip saddr {{ {', '.join(gateways)} }} icmp type echo-request accept")
-    lines += [_rule_line(r, with_dst=False) for r in inbound]
+    lines += [_rule_line(r, with_dst=spread) for r in inbound]
     return _ruleset(
         f"host role {role} ({', '.join(sorted(h.name for h in hosts))})",
-        _sets(inbound, with_dst=False),
+        _sets(inbound, with_dst=spread),
         [_chain("input", "input", "drop", lines), _chain("output", "output", "accept", [])],
     )
 
