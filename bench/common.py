@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def best_of(fn: Callable[[], object], runs: int = 3) -> float:
@@ -26,3 +29,19 @@ class Result:
     @property
     def ok(self) -> bool:
         return all(self.checks.values())
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores)."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def locust_p95(report: Path) -> float | None:
+    """The p95 of every request of a load run, from locust's stats CSV in its report directory."""
+    with open(report / "stats_stats.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["Name"] == "Aggregated":
+                return float(row["95%"]) if row["95%"] not in ("", "N/A") else None
+    return None

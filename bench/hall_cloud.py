@@ -20,9 +20,7 @@ spec's bounds at the end. Run: ``python -m bench.hall_cloud``.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result
+from bench.common import Result, locust_p95, machine_busy
 from govcloud.errors import GovcloudError
 from govcloud.spec import load_spec
 from loadtests.run import RunOptions
@@ -93,13 +91,6 @@ def _pods_cpu(lab: str) -> float:
     return total
 
 
-def _machine_busy() -> float:
-    with open("/proc/stat") as fh:
-        fields = [int(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def _pin(replicas: int, cpu_limit: str | None = None) -> None:
     """The autoscaler's min = max = ``replicas``; wait until that many pods are ready."""
     patch = {"spec": {"minReplicas": replicas, "maxReplicas": replicas}}
@@ -128,17 +119,9 @@ def _restore() -> None:
         _kubectl("-n", NS, "patch", "hpa", APP, "--type=merge", "-p", json.dumps(patch))
 
 
-def _p95(report: Path) -> float | None:
-    with open(report / "stats_stats.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["Name"] == "Aggregated":
-                return float(row["95%"]) if row["95%"] not in ("", "N/A") else None
-    return None
-
-
 def _step(spec: Any, tmp: Path, name: str, rate: float, seconds: str) -> dict[str, Any]:
     report = tmp / name
-    cpu0, busy0, t0 = _pods_cpu(spec.name), _machine_busy(), time.monotonic()
+    cpu0, busy0, t0 = _pods_cpu(spec.name), machine_busy(), time.monotonic()
     result = run_loadtest(
         RunOptions(
             spec=spec, profile="soak", target="lab", rate=rate, duration=seconds,
@@ -153,12 +136,12 @@ def _step(spec: Any, tmp: Path, name: str, rate: float, seconds: str) -> dict[st
         "run": name,
         "offered_rps": rate,
         "served_rps": round(served / float(seconds.rstrip("s")), 1),
-        "p95_ms": _p95(report),
+        "p95_ms": locust_p95(report),
         "failures": result["failures"],
         "requests": result["requests"],
         "hall_pods_cpu_s": round(cpu, 2),
         "hall_ms_per_request": round(1000 * cpu / served, 3),
-        "machine_busy_cores": round((_machine_busy() - busy0) / wall, 2),
+        "machine_busy_cores": round((machine_busy() - busy0) / wall, 2),
     }
 
 

