@@ -158,6 +158,12 @@ def apply_security(
     bao.tune_auth_method(
         mount_point=USERPASS, default_lease_ttl=plan.token_ttl, max_lease_ttl=plan.token_ttl
     )
+    # the automation's secret id lives for weeks: its mount may grant that much (the server's
+    # own max_lease_ttl, a day, would cap it and identity apply would issue one every run);
+    # the tokens it logs in to stay minutes (the role's token_max_ttl)
+    automation = plan.automation
+    if automation.mount in plan.auth_methods:
+        bao.tune_auth_method(mount_point=automation.mount, max_lease_ttl=automation.secret_id_ttl)
     accessor = str(bao.list_auth_methods()[f"{USERPASS}/"]["accessor"])
     for name, policy in plan.policies.items():
         if bao.read_policy(name) != policy.hcl:
@@ -239,15 +245,15 @@ def apply_security(
 def apply_automation(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyReport) -> bool:
     """The system administrator issues the automation identity's credentials to the
     controller (0600 in the state): kept while the role is the same and the secret id has a
-    week left, else a new secret id. Returns whether new ones were issued."""
+    week (or a quarter of a shorter life) left, else a new secret id. Returns whether new
+    ones were issued."""
     automation = plan.automation
     role_id = bao.read_approle_role_id(automation.role, mount_point=automation.mount)
     stored = read_secret(paths.automation_file) or {}
-    if (
-        stored.get("role_id") == role_id
-        and stored.get("secret_id")
-        and float(stored.get("expires", 0)) - time.time() > RENEW_SECRET_ID_BEFORE
-    ):
+    left = float(stored.get("expires", 0)) - time.time()
+    # a week before the end; a quarter of its life for one issued shorter than four weeks
+    renew_below = min(RENEW_SECRET_ID_BEFORE, float(stored.get("lifetime") or 4e9) / 4)
+    if stored.get("role_id") == role_id and stored.get("secret_id") and left > renew_below:
         return False
     issued = bao.generate_approle_secret_id(
         automation.role,
@@ -264,6 +270,7 @@ def apply_automation(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyRe
             "secret_id": issued["secret_id"],
             "secret_id_accessor": issued.get("secret_id_accessor"),
             "expires": time.time() + ttl if ttl else 2**40,
+            "lifetime": ttl or None,
         },
     )
     report.changed.append(f"automation credentials ({automation.mount}/{automation.role})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from security.compliance.checks import ssh_openings
+from security.compliance.checks import bastion_ssh_open, ssh_openings
 
 pytestmark = pytest.mark.unit
 
@@ -54,3 +54,20 @@ def test_a_drop_for_another_source_does_not_close_port_22_for_this_one() -> None
         "ip saddr @s_dept_a tcp dport 22 drop\nip saddr @s_dept_b meta l4proto tcp accept\n"
     )
     assert ssh_openings(chain) == ["ip saddr @s_dept_b meta l4proto tcp accept"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "open_"),
+    [
+        ("ip saddr @s_role_bastion tcp dport { 22 } accept", True),
+        # a department's own host: its role's rules name the destination
+        ("ip saddr @s_role_bastion ip daddr @s_dept_dsjj tcp dport { 22 } accept", True),
+        ("ip saddr @s_role_bastion tcp dport { 22 } drop", False),
+        ("ip saddr @s_role_bastion tcp dport { 80 } accept", False),
+        ("ip saddr @s_management tcp dport { 22 } accept", False),
+    ],
+)
+def test_the_bastions_ssh_rule_is_found_with_or_without_a_destination(
+    rule: str, open_: bool
+) -> None:
+    assert bastion_ssh_open(HEAD.replace(HEAD.splitlines()[-1], "") + rule + "\n") is open_

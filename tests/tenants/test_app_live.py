@@ -40,7 +40,7 @@ def hall_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def hall_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw: dict[str, Any] = yaml.safe_load(HALL.read_text())
-    raw["image"] = raw["image"].rsplit(":", 1)[0] + ":0.2.0"
+    raw["image"] = raw["image"] + "-next"  # another template than the spec's own
     path = tmp_path_factory.mktemp("app") / "hall-v2.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -68,10 +68,11 @@ def test_deploy_status_and_rollback_as_the_department(
     assert json.loads(r.stdout)["rollout"]["revision"] == "2", r.stdout
 
     st = json.loads(run("app", "status", str(hall_v2), "--kubeconfig", kc, "--json").stdout)
-    assert st["image"].endswith(":0.2.0")
+    v1 = yaml.safe_load(hall_v1.read_text())["image"].rsplit(":", 1)[1]
+    assert st["image"].endswith(f":{v1}-next")
     assert [(v["revision"], v["image"].rsplit(":", 1)[1]) for v in st["revisions"]] == [
-        ("1", "0.1.0"),
-        ("2", "0.2.0"),
+        ("1", v1),
+        ("2", f"{v1}-next"),
     ]
     assert all(p["node"] is None for p in st["pods"])
 
@@ -80,7 +81,7 @@ def test_deploy_status_and_rollback_as_the_department(
     assert back["rollout"]["revision"] == "3", r.stdout
     dep = tenant_cluster.admin().get(KINDS[("apps/v1", "Deployment")], "hall", "dsjj-prod")
     assert dep is not None
-    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith(f":{v1}")
 
 
 def test_another_department_cannot_deploy_into_dsjj(
