@@ -259,9 +259,7 @@ def bastion_ssh_open(chain: str) -> bool:
 
 def ssh_only_from_bastion(host: Any, ctx: Context) -> str:
     chain = _input_chain(host)
-    assert bastion_ssh_open(chain), (
-        "no SSH rule for the bastion: SSH is closed to the bastion too"
-    )
+    assert bastion_ssh_open(chain), "no SSH rule for the bastion: SSH is closed to the bastion too"
     opened = ssh_openings(chain)
     assert not opened, f"SSH opened to others: {opened[0]}"
     elements = host.run("nft list set inet govcloud s_role_bastion").stdout
