@@ -25,7 +25,11 @@ def test_every_planned_host_runs_and_answers(spec_lab: Any) -> None:
 
 
 def test_second_up_changes_nothing(spec_lab: Any) -> None:
-    assert not up(spec_lab).changed
+    # earlier tests of the session restart hosts (a node, the storage host, a department's
+    # host killed mid-run): the first up puts back what a restart lost, the second has nothing
+    up(spec_lab)
+    again = [f"{c.kind} {c.name}: {c.action} {c.detail}" for c in up(spec_lab).changes]
+    assert [c for c in again if ": unchanged" not in c] == []
 
 
 def test_net_verify_passes_and_counts_the_flows(spec_lab: Any) -> None:
