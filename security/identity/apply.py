@@ -251,8 +251,9 @@ def apply_automation(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyRe
     role_id = bao.read_approle_role_id(automation.role, mount_point=automation.mount)
     stored = read_secret(paths.automation_file) or {}
     left = float(stored.get("expires", 0)) - time.time()
+    lifetime = float(stored.get("lifetime") or 0)
     # a week before the end; a quarter of its life for one issued shorter than four weeks
-    renew_below = min(RENEW_SECRET_ID_BEFORE, float(stored.get("lifetime") or 4e9) / 4)
+    renew_below = min(RENEW_SECRET_ID_BEFORE, lifetime / 4) if lifetime else RENEW_SECRET_ID_BEFORE
     if stored.get("role_id") == role_id and stored.get("secret_id") and left > renew_below:
         return False
     issued = bao.generate_approle_secret_id(
