@@ -16,6 +16,7 @@ BENCHES = [
     "hall_cpu",
     "loadtest_lab",
     "hall_cloud",
+    "edge_tls",
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",

@@ -49,6 +49,9 @@ class RunConfig:
     max_sessions: int = 1000  # open model: sessions per process before arrivals are dropped
     report_dir: str = "."
     bucket_s: int = 5  # width of the report's time buckets
+    #: names the run resolves itself (loadtests.tlsclient), and the CA it trusts for https
+    resolve: dict[str, str] = field(default_factory=dict)
+    ca_file: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1)

@@ -20,8 +20,10 @@ from loadtests.config import LEVELS
 from loadtests.gate import evaluate
 from loadtests.personas import PERSONA_CLASSES, config
 from loadtests.timeline import Timeline
+from loadtests.tlsclient import install
 
 _cfg = config()
+install(_cfg.resolve, _cfg.ca_file)  # after locust's gevent patches: its sockets resolve too
 _timeline = Timeline(_cfg.bucket_s)
 log = logging.getLogger("govcloud.loadtest")
 

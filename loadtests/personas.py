@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 from locust import FastHttpUser, task
 
 from loadtests.config import RunConfig, load_config, read_profiles
+from loadtests.tlsclient import gevent_context_factory
 
 _CONFIG: RunConfig | None = None
 
@@ -145,6 +146,9 @@ class Persona(FastHttpUser):
         self.n_guide = f"{lv} GET /api/items/{{item}}"
         self.n_sites = f"{lv} GET /api/sites?parent="
         self.n_progress = f"{lv} GET /api/cases/{{code}}"
+        if cfg.ca_file:  # verify the halls' certificates against the cloud's PKI
+            self.insecure = False
+            self.ssl_context_factory = gevent_context_factory(cfg.ca_file)
         super().__init__(environment)
         self.started = False
 

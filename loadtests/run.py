@@ -31,6 +31,7 @@ from loadtests.config import (
     read_profiles,
     resolve_points,
 )
+from loadtests.tlsclient import install, parse_resolve, tls_context
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 _REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +63,8 @@ class RunOptions:
     min_requests: int = 50
     max_sessions: int = 1000
     accounts: int = 20  # accounts per kind registered before the run
+    resolve: list[str] = field(default_factory=list)  # NAME:ADDRESS (https targets by name)
+    ca_file: Path | None = None  # the CA of https targets (lab: the cloud's PKI root)
     echo: Callable[[str], None] = print
     locust_output: bool = True
 
@@ -179,17 +182,31 @@ def sample_sites(all_sites: dict[str, list[str]], per_level: int) -> dict[str, l
     }
 
 
-def lab_targets(spec: Spec) -> list[str]:
-    """The lab's hall hosts (role "hall") behind their reverse proxy on port 80."""
-    from infra.plan import make_plan
+@dataclass(frozen=True)
+class LabTargets:
+    urls: list[str]  # https://<edge's own name>, one per hall host
+    resolve: dict[str, str]  # those names' addresses (no DNS on the machine knows them)
+    ca_file: str  # the cloud's PKI root, which the edges' certificates chain to
 
-    plan = make_plan(spec)
-    urls = [f"http://{h.address}" for h in plan.hosts if h.role == "hall"]
-    if not urls:
+
+def lab_targets(spec: Spec) -> LabTargets:
+    """The lab's hall hosts (role "hall"), each by its own name over HTTPS, as their
+    certificates say (security.pki.edge)."""
+    from govcloud.paths import state_dir
+    from infra.plan import make_plan
+    from security.pki.edge import edge_certs
+    from security.pki.root import RootPaths
+
+    certs = edge_certs(spec, make_plan(spec).hosts)
+    if not certs:
         raise InputError(
             [Problem("datacenter.hosts", 'no host with role "hall": the lab has no hall to test')]
         )
-    return urls
+    return LabTargets(
+        [f"https://{c.stem}" for c in certs],
+        {c.stem: c.address for c in certs},
+        str(RootPaths.under(state_dir()).cert),
+    )
 
 
 def _ready(url: str) -> str | None:
@@ -472,6 +489,10 @@ def run(opts: RunOptions) -> dict[str, Any]:
     build_config(opts, ["http://placeholder"], report_dir)
 
     replicas: dict[str, Any] = {}  # the hall's replicas over the run (lab target, on the cloud)
+    resolve = parse_resolve(opts.resolve)
+    ca_file = str(opts.ca_file) if opts.ca_file else None
+    if ca_file:
+        tls_context(ca_file)  # a bad CA file is refused before anything starts
     with contextlib.ExitStack() as stack:
         admin = opts.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
         if opts.target == "local":
@@ -483,7 +504,8 @@ def run(opts: RunOptions) -> dict[str, Any]:
             from loadtests.labsource import lab_admin_token, load_source
             from loadtests.replicas import hall_watch
 
-            targets = lab_targets(opts.spec)
+            lab = lab_targets(opts.spec)
+            targets, resolve, ca_file = lab.urls, {**lab.resolve, **resolve}, lab.ca_file
             watch = hall_watch(opts.spec)  # started here, on the operators' side
             if watch is not None:
                 watch.start()
@@ -497,7 +519,9 @@ def run(opts: RunOptions) -> dict[str, Any]:
             raise InputError(
                 [Problem("--target", f'expected local, lab or http(s)://URL, got "{opts.target}"')]
             )
+        stack.callback(install(resolve, ca_file))
         cfg = build_config(opts, targets, report_dir)
+        cfg.resolve, cfg.ca_file = resolve, ca_file
         ready = {url: _ready(url) for url in targets}
         for url, why in ready.items():
             if why:

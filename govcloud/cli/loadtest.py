@@ -33,7 +33,8 @@ def run_command(
             "--target",
             "-t",
             help="local (a throwaway PostgreSQL and hall on loopback), lab (the lab's hall "
-            "hosts from the plan) or http(s)://URL[,URL...]",
+            "hosts from the plan, over HTTPS by their names, trusting the lab's PKI) or "
+            "http(s)://URL[,URL...]",
         ),
     ] = "local",
     users: Annotated[
@@ -94,6 +95,22 @@ def run_command(
     min_requests: Annotated[
         int, typer.Option("--min-requests", help="requests an endpoint needs to be gated alone")
     ] = 50,
+    resolve: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resolve",
+            help="NAME:ADDRESS, as curl's: reach an https target's name at that address "
+            "(in this run only; repeat for more names)",
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="PEM CA bundle that https targets' certificates must chain to (default: the "
+            "system's; lab: the cloud's PKI root)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one load test; exit 1 when the SLO gate fails (naming level and endpoint)."""
@@ -124,6 +141,8 @@ def run_command(
             sites_per_level=sites_per_level,
             think=think,
             min_requests=min_requests,
+            resolve=resolve or [],
+            ca_file=ca_file,
             echo=echo,
             locust_output=not as_json,
         )

@@ -204,3 +204,51 @@ def status(
             err_console.print(f"[red]problem:[/] {escape(r.name)}")
     if bad:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def edge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say which certificates are due.")
+    ] = False,
+    spec: SpecOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """The hall hosts' own certificates (security.pki.edge): issue, as the automation
+    identity, each one missing, no longer carrying the spec's hall names, or due for renewal,
+    then put them on the hall hosts with the hall play (nginx reloads gracefully: no
+    connection is dropped). Nothing is asked of OpenBao, and no host is touched, when every
+    one is good."""
+    from infra.hosts.apply import lab_credentials, prepare
+    from infra.hosts.runner import run_playbook
+    from security.pki import edge as edge_certs
+
+    s = read_spec(spec)
+    target = prepare(s, lab_credentials())
+    login = edge_certs.automation_login(target.plan.hosts)
+    results = edge_certs.ensure(s, target.plan.hosts, login, dry_run=dry_run)
+    issued = [r for r in results if r.action == "issued"]
+    played = None
+    if issued:
+        with console.status("putting the new certificates on the hall hosts (hall.yml)"):
+            played = run_playbook("hall.yml", target.inventory, target.connection, limit="hall")
+    if json:
+        print_json(
+            {
+                "certificates": [r.as_dict() for r in results],
+                "deployed": None if played is None else played.ok,
+            }
+        )
+    else:
+        for r in results:
+            colour = {"issued": "green", "due": "yellow"}.get(r.action, "default")
+            why = f": {escape(r.reason)}" if r.reason else ""
+            console.print(f"[{colour}]{r.action}[/] {escape(r.stem)} ({escape(r.host)}){why}")
+        if played is not None:
+            console.print(f"hall.yml on the hall hosts: {played.status}")
+    if played is not None and not played.ok:
+        for f in played.failures[:5]:
+            err_console.print(
+                f"[red]failed:[/] {escape(f.host)}: {escape(f.task)}: {escape(f.message)}"
+            )
+        raise typer.Exit(EXIT_FAILED)

@@ -182,9 +182,10 @@ class Bastion(pulumi.ComponentResource):
 
 
 class Halls(pulumi.ComponentResource):
-    """The online hall around the cloud: its edge on the hall hosts (nginx forwarding to the
-    nodes) and its database on the department's own host (hall.yml). The app itself is the
-    department's, on the cloud: ``HallApp``."""
+    """The online hall around the cloud: its edge on the hall hosts (nginx serving HTTPS with
+    each host's certificate from the PKI, forwarding to the nodes) and its database on the
+    department's own host (hall.yml); ``urls`` are the edges by their own names. The app
+    itself is the department's, on the cloud: ``HallApp``."""
 
     urls: pulumi.Output[list[str]]
 
@@ -197,8 +198,10 @@ class Halls(pulumi.ComponentResource):
             if (PLAYBOOKS / "hall.yml").is_file()
             else None
         )
+        from security.pki.edge import edge_certs
+
         self.urls = pulumi.Output.from_input(
-            [f"http://{h.address}/" for h in args.plan.hosts if h.role == "hall"]
+            [f"https://{c.stem}/" for c in edge_certs(args.plan.spec, args.plan.hosts)]
         )
         self.register_outputs({"urls": self.urls})
 

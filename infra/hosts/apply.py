@@ -76,9 +76,18 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
         return
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     if "hall" in groups:
-        groups["hall"].setdefault("vars", {})["hall_upstreams"] = [
-            f"{a}:{site.node_port}" for a in nodes
-        ]
+        from security.pki.edge import edge_certs, edge_dir
+        from security.pki.root import RootPaths
+
+        groups["hall"].setdefault("vars", {}).update(
+            {
+                "hall_upstreams": [f"{a}:{site.node_port}" for a in nodes],
+                "hall_tls_src_dir": str(edge_dir()),
+                "hall_tls_ca_file": str(RootPaths.under(state_dir()).cert),
+            }
+        )
+        for cert in edge_certs(plan.spec, plan.hosts):  # each edge its own key
+            groups["hall"]["hosts"][cert.host]["hall_tls_name"] = cert.stem
     db = next((h for h in plan.hosts if h.name == site.database_host), None)
     if db is None:
         return
@@ -103,6 +112,24 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
                 "hall_backup_keep": backups.keep,
             },
         }
+
+
+def before_play(
+    playbook: str, target: Target, *, check: bool = False, say: Callable[[str], None] = print
+) -> None:
+    """What a play needs on the controller before it runs. The hall play: the edge's TLS
+    certificates, issued by the automation identity when missing or due (in check mode only
+    said, so a refresh that finds one due shows the play as drift)."""
+    from infra.hosts.digests import roles_of
+
+    if "hall" not in roles_of(playbook):
+        return
+    from security.pki import edge
+
+    hosts = target.plan.hosts
+    for r in edge.ensure(target.plan.spec, hosts, edge.automation_login(hosts), dry_run=check):
+        if r.action != "good":
+            say(f"edge certificate {r.stem} of {r.host}: {r.action} ({r.reason})")
 
 
 def add_converged_inputs(inv: dict[str, Any]) -> None:

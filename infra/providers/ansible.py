@@ -42,7 +42,7 @@ class AnsiblePlayProvider(GovProvider):
 def run_play(props: dict[str, Any]) -> dict[str, str]:
     """The play itself (run by ``in_child``, away from the provider's gRPC threads)."""
     from govcloud.spec import load_spec
-    from infra.hosts.apply import prepare, silent_bastion
+    from infra.hosts.apply import before_play, prepare, silent_bastion
     from infra.hosts.runner import run_playbook
 
     check = bool(props.get("check"))
@@ -50,6 +50,7 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
     silent = silent_bastion(target.plan.hosts) if check else None
     if silent:  # refresh of a cloud whose hosts are gone: no need to wait for every one
         return {silent: "unreachable"}
+    before_play(props["playbook"], target, check=check, say=_stderr)
     result = run_playbook(
         props["playbook"],
         target.inventory,
@@ -61,6 +62,12 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
         detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
         raise OperationError(f"{props['playbook']} failed: {detail}")
     return {h.host: h.status for h in result.hosts.values()}
+
+
+def _stderr(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 class AnsiblePlay(Resource):

@@ -131,6 +131,20 @@ def _forget_expired(paths: Paths, keep: Path) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def approle_login(connect: Callable[[], Bao], paths: Paths, plan: AutomationPlan) -> Bao:
+    """A client logged in as the automation identity with the controller's AppRole
+    credentials (a 5-minute token; revoke it when done)."""
+    stored = read_secret(paths.automation_file)
+    if not stored or not stored.get("role_id") or not stored.get("secret_id"):
+        raise OperationError(
+            f"no automation credentials in {paths.automation_file}: run `govcloud identity "
+            "apply` (the system administrator issues them)"
+        )
+    return connect().login_approle(
+        str(stored["role_id"]), str(stored["secret_id"]), mount_point=plan.mount
+    )
+
+
 def certificate(
     connect: Callable[[], Bao],
     paths: Paths,
@@ -150,15 +164,7 @@ def certificate(
                 return current(paths, plan)
             except LookupError:
                 pass
-        stored = read_secret(paths.automation_file)
-        if not stored or not stored.get("role_id") or not stored.get("secret_id"):
-            raise OperationError(
-                f"no automation credentials in {paths.automation_file}: run `govcloud identity "
-                "apply` (the system administrator issues them)"
-            )
-        bao = connect().login_approle(
-            str(stored["role_id"]), str(stored["secret_id"]), mount_point=plan.mount
-        )
+        bao = approle_login(connect, paths, plan)
         pair = _new_key(paths)
         signed = bao.sign_ssh_key(
             plan.role,

@@ -3,7 +3,8 @@
 An OpenBao file audit device writes one JSON object per line: a ``request`` entry and a
 ``response`` entry for every request. The report reads the ``response`` entries (they carry
 the outcome): logins and failed logins, MFA, policy changes, grant changes (groups, entities,
-users, SSH roles, MFA), certificates signed, secrets read per department, and requests denied.
+users, SSH roles, MFA), certificates signed (SSH) and issued (TLS, from the PKI), secrets read
+per department, and requests denied.
 Strings OpenBao HMACs (tokens, secret values) stay HMACs; ``audit verify`` checks a clear value
 against them.
 """
@@ -206,7 +207,10 @@ def feed(report: Report, line: str) -> None:
         _record(report, report.policy_changes, entry, path)
     elif op in CHANGE_OPS and path.startswith(GRANT_PREFIXES):
         _record(report, report.grant_changes, entry, path)
-    elif "/sign/" in path and path.startswith("ssh-") and not error:
+    elif not error and (
+        ("/sign/" in path and path.startswith("ssh-"))
+        or ("/issue/" in path and path.startswith("pki"))  # TLS certificates of the PKI
+    ):
         role = path.rsplit("/", 1)[-1]
         report.certificates[f"{_who(entry)} -> {path.split('/', 1)[0]}/{role}"] += 1
     elif path.startswith("kv-") and "/data/" in path and op == "read" and not error:

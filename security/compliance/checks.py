@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from security.compliance.tls import edge_on_host
+
 GOOD_CIPHERS = {
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",
@@ -368,6 +370,78 @@ def k8s_kubelet_authn_authz(host: Any, ctx: Context) -> str:
     return "kubelet: anonymous off, webhook authn, authorization Webhook, readOnlyPort 0"
 
 
+# -- hardening beyond the baseline --------------------------------------------------------
+
+DISABLED_MODULES = ("usb-storage", "firewire-core", "dccp", "sctp", "rds", "tipc")
+MAX_EXPOSURE = 5.0  # systemd-analyze security: 0 (tight) to 10 (unsandboxed)
+SANDBOXED = ("rsyslog.service",)
+_EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
+
+
+def umask_027(host: Any, ctx: Context) -> str:
+    defs = _value(host.file("/etc/login.defs").content_string, "UMASK")
+    assert defs == "027", f"login.defs UMASK is {defs}"
+    shell = host.run("bash -lc umask").stdout.strip()  # what a login shell really gets
+    assert shell == "0027", f"a login shell's umask is {shell}"
+    return f"/etc/login.defs UMASK {defs}; a login shell's umask {shell}"
+
+
+def password_hash_rounds(host: Any, ctx: Context) -> str:
+    text = host.file("/etc/login.defs").content_string
+    low, high = _value(text, "SHA_CRYPT_MIN_ROUNDS"), _value(text, "SHA_CRYPT_MAX_ROUNDS")
+    assert low is not None and int(low) >= 5000, f"SHA_CRYPT_MIN_ROUNDS is {low}"
+    assert high is not None and int(high) >= int(low), f"SHA_CRYPT_MAX_ROUNDS is {high}"
+    return f"/etc/login.defs: SHA_CRYPT_MIN_ROUNDS {low}, SHA_CRYPT_MAX_ROUNDS {high}"
+
+
+def sudoers_private(host: Any, ctx: Context) -> str:
+    d = host.file("/etc/sudoers.d")
+    assert d.user == "root" and d.mode & 0o007 == 0, f"/etc/sudoers.d is {d.user} {d.mode:o}"
+    return f"/etc/sudoers.d: {d.user}:{d.group} {d.mode:o}"
+
+
+def modules_disabled(text: str) -> list[str]:
+    """The modules of :data:`DISABLED_MODULES` that modprobe configuration ``text`` does not
+    keep from loading (an ``install M /bin/false`` or ``/bin/true`` line)."""
+    blocked = set(re.findall(r"^install\s+(\S+)\s+/bin/(?:false|true)\s*$", text, re.M))
+    names = {m.replace("_", "-") for m in blocked}
+    return [m for m in DISABLED_MODULES if m not in names]
+
+
+def kernel_modules_disabled(host: Any, ctx: Context) -> str:
+    text = host.run("cat /etc/modprobe.d/*.conf 2>/dev/null").stdout
+    missing = modules_disabled(text)
+    assert not missing, f"may still load: {', '.join(missing)}"
+    return f"install /bin/false for {', '.join(DISABLED_MODULES)} (and more) in /etc/modprobe.d"
+
+
+def login_banner(host: Any, ctx: Context) -> str:
+    banner = _sshd(host, ctx).get("banner", "none")
+    assert banner not in ("none", ""), "sshd shows no banner"
+    for path in (banner, "/etc/issue"):
+        text = host.file(path).content_string if host.file(path).exists else ""
+        assert "Authorised use only" in text, f"{path} carries no legal warning"
+    return f"sshd -T banner {banner}; /etc/issue and {banner} warn: authorised use only"
+
+
+def exposure(text: str) -> float | None:
+    """The overall exposure of ``systemd-analyze security UNIT``'s output."""
+    m = _EXPOSURE.search(text)
+    return float(m.group(1)) if m else None
+
+
+def services_sandboxed(host: Any, ctx: Context) -> str:
+    found = []
+    for unit in SANDBOXED:
+        r = host.run(f"systemd-analyze security --no-pager {unit}")
+        level = exposure(r.stdout)
+        assert level is not None, f"{unit}: no exposure reading ({r.stderr.strip()[:120]})"
+        assert level <= MAX_EXPOSURE, f"{unit}: exposure {level} > {MAX_EXPOSURE}"
+        assert host.service(unit.removesuffix(".service")).is_running, f"{unit} is not running"
+        found.append(f"{unit} {level}")
+    return f"systemd-analyze security: {', '.join(found)} (at most {MAX_EXPOSURE})"
+
+
 CHECKS: dict[str, Check] = {
     "ssh-no-password": ssh_no_password,
     "ssh-no-root": ssh_no_root,
@@ -396,4 +470,11 @@ CHECKS: dict[str, Check] = {
     "k8s-etcd-client-tls": k8s_etcd_client_tls,
     "k8s-secrets-encrypted": k8s_secrets_encrypted,
     "k8s-kubelet-authn-authz": k8s_kubelet_authn_authz,
+    "tls-edge": edge_on_host,
+    "umask-027": umask_027,
+    "password-hash-rounds": password_hash_rounds,
+    "sudoers-private": sudoers_private,
+    "kernel-modules-disabled": kernel_modules_disabled,
+    "login-banner": login_banner,
+    "services-sandboxed": services_sandboxed,
 }

@@ -148,6 +148,39 @@ ITEMS: tuple[Item, ...] = (
         not_roles=("bastion",),
     ),
     Item("time-sync", "集中管控", "8.1.5.4 d)", "time follows the management zone (chrony server)"),
+    # hardening beyond the baseline (an outside host auditor's items)
+    Item(
+        "umask-027",
+        "访问控制",
+        "8.1.4.2 c)",
+        "new files are not world-readable: umask 027 in login.defs and for login shells",
+    ),
+    Item(
+        "password-hash-rounds",
+        "身份鉴别",
+        "8.1.4.1 a)",
+        "password hashes cost at least 5000 SHA-crypt rounds (login.defs)",
+    ),
+    Item("sudoers-private", "访问控制", "8.1.4.2 c)", "/etc/sudoers.d is readable by root only"),
+    Item(
+        "kernel-modules-disabled",
+        "入侵防范",
+        "8.1.4.4 a)",
+        "kernel modules a server never needs (USB storage, FireWire, DCCP, SCTP, RDS, TIPC, "
+        "rare file systems) cannot load",
+    ),
+    Item(
+        "login-banner",
+        "身份鉴别",
+        "8.1.4.1 a)",
+        "a legal warning is shown before login, on the console and over SSH",
+    ),
+    Item(
+        "services-sandboxed",
+        "入侵防范",
+        "8.1.4.4 c)",
+        "the log service runs sandboxed (systemd exposure at most 5.0 of 10)",
+    ),
     # the cluster's control plane and nodes
     Item(
         "k8s-api-authn-authz",
@@ -185,6 +218,15 @@ ITEMS: tuple[Item, ...] = (
         "kubelet: no anonymous requests, webhook authentication and authorization, no "
         "read-only port",
         roles=("compute",),
+    ),
+    # citizens' traffic (通信传输: cryptographic protection of data in transit)
+    Item(
+        "tls-edge",
+        "数据完整性/保密性",
+        "8.1.2.2 a) b)",
+        "the hall edge serves HTTPS only: TLS 1.2/1.3, no weak suite, certificate from the "
+        "PKI with days left, HSTS, plain HTTP only redirects",
+        roles=("hall",),
     ),
 )
 

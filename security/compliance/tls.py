@@ -288,3 +288,74 @@ def tls_endpoint(
     problems = ev.problems(min_days)
     assert not problems, f"{server_name} at {host}:{port}: " + "; ".join(problems)
     return ev.summary()
+
+
+# -- the same evidence gathered on the endpoint's own host (the compliance suite) ------------
+
+TLS_DIR = "/etc/govcloud-tls"  # where the tls_cert role installs certificates and the root
+_CLIENT_OFF = "no protocols available"  # OpenSSL's own refusal: the version was not offered
+
+
+def _s_client(host: Any, name: str, *flags: str) -> tuple[bool, str]:
+    """One handshake with ``openssl s_client`` on the host against its own port 443."""
+    r = host.run(
+        f"timeout 10 openssl s_client -connect 127.0.0.1:443 -servername {name} "
+        f"{' '.join(flags)} </dev/null"
+    )
+    return r.rc == 0, f"{r.stdout}\n{r.stderr}"
+
+
+def _days_left(not_after: str, now: dt.datetime | None = None) -> float:
+    """Days from now to an `openssl x509 -enddate` value (`notAfter=Jan  1 00:00:00 2027 GMT`)."""
+    when = dt.datetime.strptime(
+        " ".join(not_after.removeprefix("notAfter=").split()), "%b %d %H:%M:%S %Y GMT"
+    ).replace(tzinfo=dt.UTC)
+    return (when - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
+
+
+def edge_on_host(host: Any, ctx: Any) -> str:
+    """The compliance check of a hall edge (通信传输), with real TLS clients on the host itself
+    (OpenSSL's s_client, curl): its certificate verifies to the PKI root for its name, TLS 1.2
+    and 1.3 only, no weak suite, HSTS, plain HTTP only redirects, days left."""
+    chains = host.run(f"ls {TLS_DIR}/*.fullchain.pem").stdout.split()
+    assert chains, f"no certificate in {TLS_DIR} (the tls_cert role installs the edge's)"
+    name = chains[0].rsplit("/", 1)[-1].removesuffix(".fullchain.pem")
+    ca = f"{TLS_DIR}/ca.crt"
+    assert host.file(ca).exists, f"no PKI root at {ca} to verify the chain against"
+    r = host.run(
+        f"curl -sS -o /dev/null -D - --max-time 5 --cacert {ca} "
+        f"--resolve {name}:443:127.0.0.1 https://{name}/"
+    )
+    assert r.rc == 0, f"https://{name}/ does not verify to the PKI root: {r.stderr.strip()[:200]}"
+    headers = {
+        k.strip().lower(): v.strip()
+        for k, _, v in (line.partition(":") for line in r.stdout.splitlines()[1:])
+    }
+    hsts = headers.get("strict-transport-security", "")
+    age = _hsts_max_age(hsts)
+    assert age is not None and age >= MIN_HSTS_SECONDS, f"HSTS missing or short: {hsts!r}"
+    r = host.run(
+        "curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 "
+        f"--resolve {name}:80:127.0.0.1 http://{name}/x"
+    )
+    assert r.stdout.strip() == f"301 https://{name}/x", f"plain HTTP answers {r.stdout!r}"
+    accepted = []
+    for version, flag in (("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"),
+                          ("TLSv1.3", "-tls1_3")):  # fmt: skip
+        ok, out = _s_client(host, name, flag, "-cipher", "'DEFAULT:@SECLEVEL=0'")
+        assert _CLIENT_OFF not in out, f"this host's OpenSSL cannot offer {version}: untested"
+        if ok:
+            accepted.append(version)
+    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    weak = ":".join(WEAK_CIPHERS)
+    ok, out = _s_client(host, name, "-tls1_2", "-cipher", f"'{weak}:@SECLEVEL=0'")
+    assert not ok, "accepts a weak TLS 1.2 suite: " + next(
+        (line.strip() for line in out.splitlines() if "Cipher" in line), "?"
+    )
+    end = host.run(f"openssl x509 -noout -enddate -in {TLS_DIR}/{name}.crt").stdout.strip()
+    days = _days_left(end)
+    assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki edge)"
+    return (
+        f"https://{name}: {', '.join(accepted)} only (refuses TLSv1, TLSv1.1), no weak suite, "
+        f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects"
+    )

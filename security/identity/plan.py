@@ -314,11 +314,14 @@ def security_policy() -> Policy:
 
 
 def automation_policy() -> Policy:
-    """What the automation identity's token may do: sign a certificate for its own principal."""
+    """What the automation identity's token may do: sign an SSH certificate for its own
+    principal, and issue the edge's TLS certificates (security.pki.edge) from the service PKI,
+    whose edge role holds them to the spec's public domains."""
     return Policy(
         AUTOMATION_POLICY,
         (
             Rule(f"{SSH_USER_MOUNT}/sign/{AUTOMATION}", ("update",)),
+            Rule(f"{PKI_MOUNT}/issue/{EDGE_ROLE}", ("update",)),
             Rule("auth/token/revoke-self", ("update",)),
         ),
     )

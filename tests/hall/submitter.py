@@ -1,9 +1,11 @@
 """A citizen who keeps applying, for the hall's failure drills: ``python -m tests.hall.submitter
-URL SECONDS``. Registers an account, then submits applications one after another for SECONDS;
-prints JSON: the account, the codes the hall accepted (201) and how many attempts failed.
+URL SECONDS [NAME:ADDRESS CA_FILE]`` (an https URL by a name the run resolves itself, trusting
+that CA, as a load run does: loadtests.tlsclient). Registers an account, then submits
+applications one after another for SECONDS; prints JSON: the account, the codes the hall
+accepted (201) and how many attempts failed.
 
 Run inside a hall LAN's network namespace (``nsenter --net``), so it takes the citizens' path
-through the edge. Standard library only.
+through the edge.
 """
 
 from __future__ import annotations
@@ -67,4 +69,8 @@ def main(url: str, seconds: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 4:
+        from loadtests.tlsclient import install, parse_resolve
+
+        install(parse_resolve([sys.argv[3]]), sys.argv[4])
     print(json.dumps(main(sys.argv[1].rstrip("/"), float(sys.argv[2]))))

@@ -12,23 +12,26 @@ Run with GOVCLOUD_KEEP_LAB=1 (the lab is shared): pytest -m integration tests/ha
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clusters.apps.hall.devserver import http_json
-from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir
+from infra.hosts.apply import HALL_SEED_PLAN, before_play, hall_secrets_dir
 from infra.hosts.runner import RunResult, run_playbook
 from infra.lab.lab import Lab
 from loadtests.labsource import host_pid, network_namespace, source_pid
-from loadtests.run import RunOptions, run
+from loadtests.run import LabTargets, RunOptions, lab_targets, run
+from loadtests.tlsclient import install
 from tests.cloudlab import LAB_SPEC, Cloud, govcloud
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -46,14 +49,21 @@ def hall(
     from clusters.hallapp import publish_hall
 
     target, _ = configured_lab
+    before_play("hall.yml", target)  # the edge's certificates, issued by the automation
     first = run_playbook("hall.yml", target.inventory, target.connection)
     assert first.ok, [f.__dict__ for f in first.failures]
     published = publish_hall(target.plan.spec, target.plan.hosts).as_dict()
     return target, first, published
 
 
-def _edges(target: Any) -> dict[str, str]:
-    return {h.name: f"http://{h.address}" for h in target.plan.hosts if h.role == "hall"}
+@pytest.fixture(scope="module")
+def edges(hall: tuple[Any, RunResult, dict[str, Any]]) -> Iterator[LabTargets]:
+    """The edges by their own names over HTTPS, resolved and verified in this process as a load
+    run does (loadtests.tlsclient)."""
+    lab = lab_targets(hall[0].plan.spec)
+    restore = install(lab.resolve, lab.ca_file)
+    yield lab
+    restore()
 
 
 def _pods(cloud: Cloud) -> list[dict[str, Any]]:
@@ -168,7 +178,7 @@ def test_secrets_live_in_openbao_and_the_app_secret_only(
 
 
 def test_citizens_reach_it_through_the_edge_and_nobody_else_reaches_its_database(
-    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, edges: LabTargets
 ) -> None:
     target, _, _ = hall
     spec = target.plan.spec
@@ -178,7 +188,8 @@ def test_citizens_reach_it_through_the_edge_and_nobody_else_reaches_its_database
     served: set[str] = set()
     for source in ("probe-province", "probe-village"):
         with network_namespace(source_pid(spec, source), source):
-            for host, url in _edges(target).items():
+            for url in edges.urls:
+                host = url.removeprefix("https://")
                 status, body = http_json("GET", url + "/readyz", timeout=5)
                 assert (status, body["status"]) == (200, "ready"), (source, host, body)
                 for code, count in list(expected.items())[:3]:
@@ -202,6 +213,142 @@ def test_citizens_reach_it_through_the_edge_and_nobody_else_reaches_its_database
             pass
 
 
+def test_the_edge_serves_only_modern_https_with_its_pki_certificate(
+    hall: tuple[Any, RunResult, dict[str, Any]], edges: LabTargets
+) -> None:
+    """Issue 17, from a village hall's LAN with a real TLS client: each edge by its own name and
+    by every hall's public name verifies to the PKI's root, speaks TLS 1.2 and 1.3 only, accepts
+    no weak cipher, sends HSTS; plain HTTP only redirects to the same name over HTTPS."""
+    from security.compliance.tls import probe
+    from security.pki.plan import make_pki_plan
+
+    spec = hall[0].plan.spec
+    ca = Path(edges.ca_file)
+    halls = make_pki_plan(spec).edge_names
+    assert len(halls) == 3
+    with network_namespace(source_pid(spec, "probe-village"), "probe-village"):
+        for url in edges.urls:
+            name = url.removeprefix("https://")
+            address = edges.resolve[name]
+            ev = probe(address, 443, name, ca, http_port=80)
+            assert ev.problems() == [], (name, ev.summary())
+            assert ev.versions == {
+                "TLSv1": False, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": True
+            }  # fmt: skip
+            assert not ev.untested_versions and ev.weak_ciphers_accepted == []
+            assert ev.http_status == 301 and ev.http_redirect == f"https://{name}/"
+            assert ev.days_left > 20, ev.not_after
+            for hall_name in halls:
+                by_name = probe(address, 443, hall_name, ca)
+                assert by_name.chain_ok and by_name.serial == ev.serial, (hall_name, by_name)
+            # a submission sent over plain HTTP is not taken: it is only redirected
+            status, _ = http_json("POST", f"http://{address}/api/cases", {"item": "x"})
+            assert status == 301
+
+
+def test_the_edge_certificates_were_issued_by_the_automation_and_audited(
+    hall: tuple[Any, RunResult, dict[str, Any]], identity_lab: Any
+) -> None:
+    from security.audit.officer import Officer, auditor
+    from security.pki.edge import edge_certs, edge_dir
+
+    target = hall[0]
+    for cert in edge_certs(target.plan.spec, target.plan.hosts):
+        meta = json.loads((edge_dir() / f"{cert.stem}.json").read_text(encoding="utf-8"))
+        assert meta["role"] == "edge" and tuple(meta["names"]) == cert.names
+        assert (edge_dir() / f"{cert.stem}.key").stat().st_mode & 0o777 == 0o600
+    officer = Officer(identity_lab.plan, identity_lab.hosts, auditor(identity_lab.plan))
+    issued = officer.report(None).certificates
+    assert any(k.endswith("pki-int/edge") and "approle" in k for k in issued), issued
+
+
+def test_the_compliance_report_shows_each_edges_tls_and_names_a_weakened_one(
+    hall: tuple[Any, RunResult, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The grade-3 item tls-edge on both edges, with its evidence; hall-2's HSTS taken away,
+    the check fails naming host, item and what is missing; the hall play puts it back."""
+    target = hall[0]
+
+    def check(report: Path) -> tuple[int, dict[str, Any]]:
+        r = govcloud("compliance", "check", "--report", str(report), "--limit", "tls-edge",
+                     "--json", timeout=300)  # fmt: skip
+        return r.returncode, json.loads(r.stdout)
+
+    rc, doc = check(tmp_path / "good")
+    assert rc == 0, doc["failed"]
+    report = (tmp_path / "good" / "report.md").read_text(encoding="utf-8")
+    for host in ("hall-1", "hall-2"):
+        assert f"https://{host}.zwfw.guizhou.gov.cn: TLSv1.2, TLSv1.3 only" in report, host
+    lab = Lab(target.plan.spec.name)
+    undo = "sed -i '/Strict-Transport-Security/d' {} && systemctl reload nginx"
+    lab.exec("hall-2", ["sh", "-c", undo.format("/etc/nginx/snippets/govcloud-tls-edge.conf")])
+    try:
+        rc, doc = check(tmp_path / "weakened")
+        assert rc == 1
+        assert [(f["host"], f["item"]) for f in doc["failed"]] == [("hall-2", "tls-edge")]
+        assert "HSTS" in doc["failed"][0]["detail"], doc["failed"]
+    finally:
+        put = run_playbook("hall.yml", target.inventory, target.connection, limit="hall-2")
+        assert put.ok and put.changed >= 1
+
+
+def _served_serial(spec: Any, edges: LabTargets, name: str) -> str:
+    from security.compliance.tls import probe
+
+    with network_namespace(source_pid(spec, "probe-province"), "probe-province"):
+        return probe(edges.resolve[name], 443, name, Path(edges.ca_file)).serial
+
+
+def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_request(
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path, edges: LabTargets
+) -> None:
+    """hall-1 gets a certificate of 150 s; a load run goes through both edges while
+    `govcloud pki edge`, once the certificate is in the last third of its life, issues a new
+    one and puts it on the host (nginx reload). No request of the run fails, and the edge then
+    serves the new certificate, with the role's full life."""
+    from security.pki import certs, edge
+    from security.pki.plan import make_pki_plan
+
+    target = hall[0]
+    spec, hosts = target.plan.spec, target.plan.hosts
+    _wait_pods(cloud)
+    first = edge.edge_certs(spec, hosts)[0]
+    pki = make_pki_plan(spec)
+    bao = edge.automation_login(hosts)()
+    short = certs.issue(bao, pki, "edge", list(first.names), edge.edge_dir(), ttl="150s")
+    bao.revoke_token()
+    put = run_playbook("hall.yml", target.inventory, target.connection, limit=first.host)
+    assert put.ok, [f.__dict__ for f in put.failures]
+    assert _served_serial(spec, edges, first.stem) == short.serial.replace(":", "").lstrip("0")
+    renewal: dict[str, Any] = {}
+
+    def renew_when_due() -> None:  # on the operators' side (this thread is not on a hall LAN)
+        deadline = time.monotonic() + 140
+        while not edge.why_issue(edge.edge_dir(), first, pki, dt.datetime.now(dt.UTC)):
+            if time.monotonic() > deadline:
+                renewal["error"] = "never due"
+                return
+            time.sleep(2)
+        r = govcloud("pki", "edge", "--spec", str(LAB_SPEC), "--json", timeout=300)
+        renewal.update(rc=r.returncode, out=r.stdout, err=r.stderr, at=time.monotonic())
+
+    renewer = threading.Thread(target=renew_when_due)
+    renewer.start()
+    result = _load(target, tmp_path, duration="120s")
+    load_ended = time.monotonic()
+    renewer.join()
+    assert renewal.get("rc") == 0, renewal
+    assert renewal["at"] < load_ended, "the renewal ended after the load run: nothing was shown"
+    done = json.loads(renewal["out"])
+    renewed = {c["host"]: c for c in done["certificates"]}
+    assert renewed[first.host]["action"] == "issued" and done["deployed"] is True, done
+    assert result["failures"] == 0, result["breaches"]
+    serial = _served_serial(spec, edges, first.stem)
+    assert serial == str(renewed[first.host]["serial"]).replace(":", "").lstrip("0")
+    meta = json.loads((edge.edge_dir() / f"{first.stem}.json").read_text(encoding="utf-8"))
+    assert meta["ttl_hours"] == spec.tls.edge.ttl_hours and "ttl" not in meta
+
+
 def _served_by(url: str) -> str:
     import urllib.request
 
@@ -222,22 +369,24 @@ def test_a_workday_run_through_the_edge_passes_and_names_the_pods(
     assert all(p in html for p in pods)
 
 
-def _submitter(spec: Any, url: str, seconds: float) -> subprocess.Popen[str]:
+def _submitter(spec: Any, edges: LabTargets, seconds: float) -> subprocess.Popen[str]:
+    """The drill's citizen, at the province hall's LAN, through the first edge."""
     pid = source_pid(spec, "probe-province")
+    url = edges.urls[0]
+    name = url.removeprefix("https://")
     return subprocess.Popen(
         ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-m", "tests.hall.submitter",
-         url, str(seconds)],
+         url, str(seconds), f"{name}:{edges.resolve[name]}", edges.ca_file],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
 def test_a_pod_killed_during_a_run_loses_no_accepted_application(
-    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path, edges: LabTargets
 ) -> None:
     target, _, _ = hall
     victim = _wait_pods(cloud)[0]["metadata"]["name"]
-    url = next(iter(_edges(target).values()))
-    drill = _submitter(target.plan.spec, url, 25)
+    drill = _submitter(target.plan.spec, edges, 25)
 
     def kill() -> None:
         time.sleep(8)
@@ -273,12 +422,12 @@ HISTORY = (
 
 
 def test_backup_destroy_restore_brings_every_application_back(
-    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, edges: LabTargets
 ) -> None:
     target, _, _ = hall
     lab = Lab(target.plan.spec.name)
-    url = next(iter(_edges(target).values()))
-    drill = _submitter(target.plan.spec, url, 5)
+    url = edges.urls[0]
+    drill = _submitter(target.plan.spec, edges, 5)
     assert "accepted" in json.loads(drill.communicate(timeout=60)[0] or "{}")
     before = _psql(lab, COUNTS)
     history = _psql(lab, HISTORY)
@@ -364,7 +513,7 @@ NODE_STOP_ERROR_BOUND = 0.05  # of all requests of the run: those in flight on t
 
 
 def test_a_node_stopped_during_a_run_keeps_the_hall_serving_within_the_bound(
-    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path, edges: LabTargets
 ) -> None:
     """compute-2 stops (its containers killed) 10 s into a run: the edge stops sending there
     after one refused connection (a second per try), reads are retried on the other node, the
@@ -376,8 +525,7 @@ def test_a_node_stopped_during_a_run_keeps_the_hall_serving_within_the_bound(
     target, _, _ = hall
     _wait_pods(cloud)
     lab = Lab(target.plan.spec.name)
-    url = next(iter(_edges(target).values()))
-    drill = _submitter(target.plan.spec, url, 40)
+    drill = _submitter(target.plan.spec, edges, 40)
 
     def stop_node() -> None:
         time.sleep(10)

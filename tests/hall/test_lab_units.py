@@ -10,12 +10,15 @@ import pytest
 import yaml
 
 from govcloud.errors import InputError
+from govcloud.paths import state_dir
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
 from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir, runtime_inventory
 from infra.lab import template
 from infra.plan import make_plan
 from loadtests.labsource import DEFAULT_SOURCE, source_hosts, source_pid
+from security.pki.edge import edge_dir
+from security.pki.root import RootPaths
 
 pytestmark = pytest.mark.unit
 
@@ -39,8 +42,14 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     edge = inv["all"]["children"]["hall"]
     assert sorted(edge["hosts"]) == ["hall-1", "hall-2"]
-    # the edge forwards to the hall's node port on every node
-    assert edge["vars"] == {"hall_upstreams": [f"{a}:30080" for a in nodes]}
+    # the edge forwards to the hall's node port on every node, each with its own certificate
+    assert edge["vars"] == {
+        "hall_upstreams": [f"{a}:30080" for a in nodes],
+        "hall_tls_src_dir": str(edge_dir()),
+        "hall_tls_ca_file": str(RootPaths.under(state_dir()).cert),
+    }
+    for host in ("hall-1", "hall-2"):
+        assert edge["hosts"][host]["hall_tls_name"] == f"{host}.zwfw.guizhou.gov.cn"
     # the database is on the department's own host, open to the nodes the pods leave by
     db = inv["all"]["children"]["hall_db"]
     assert db["hosts"] == {"dsjj-vm-1": {}}

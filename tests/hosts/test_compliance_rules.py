@@ -1,4 +1,5 @@
-"""Reading a host's input chain for SSH openings, rule by rule in order."""
+"""What the compliance checks read: a host's input chain for SSH openings (rule by rule, in
+order), its modprobe configuration, systemd's exposure reading."""
 
 from __future__ import annotations
 
@@ -71,3 +72,25 @@ def test_the_bastions_ssh_rule_is_found_with_or_without_a_destination(
     rule: str, open_: bool
 ) -> None:
     assert bastion_ssh_open(HEAD.replace(HEAD.splitlines()[-1], "") + rule + "\n") is open_
+
+
+def test_a_module_counts_as_disabled_only_with_an_install_line() -> None:
+    from security.compliance.checks import DISABLED_MODULES, modules_disabled
+
+    everything = "".join(f"install {m} /bin/false\nblacklist {m}\n" for m in DISABLED_MODULES)
+    assert modules_disabled(everything) == []
+    # a blacklist alone still lets a module load on request; underscores name the same module
+    partial = everything.replace("install sctp /bin/false\n", "").replace(
+        "install usb-storage", "install usb_storage"
+    )
+    assert modules_disabled(partial) == ["sctp"]
+    assert modules_disabled("# install dccp /bin/false\n") == list(DISABLED_MODULES)
+
+
+def test_the_exposure_is_read_from_systemd_analyze() -> None:
+    from security.compliance.checks import exposure
+
+    out = "  ✓ PrivateTmp= ...\n→ Overall exposure level for rsyslog.service: 4.4 OK :-)\n"
+    assert exposure(out) == 4.4
+    assert exposure("→ Overall exposure level for x.service: 9.6 UNSAFE :-{") == 9.6
+    assert exposure("Failed to connect to bus") is None

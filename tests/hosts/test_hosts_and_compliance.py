@@ -101,7 +101,7 @@ def test_compliance_passes_with_evidence_for_every_control(
     assert result.returncode == 0, doc["failed"][:5]
     report_text = (tmp_path / "report.md").read_text(encoding="utf-8")
     for item in ("k8s-api-authn-authz", "k8s-etcd-client-tls", "k8s-secrets-encrypted",
-                 "k8s-api-audit", "k8s-kubelet-authn-authz"):  # fmt: skip
+                 "k8s-api-audit", "k8s-kubelet-authn-authz", "tls-edge"):  # fmt: skip
         assert item in report_text, item
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for family in ("身份鉴别", "访问控制", "安全审计", "入侵防范", "集中管控", "恶意代码防范"):
@@ -137,6 +137,35 @@ def test_a_non_compliant_host_fails_naming_control_and_host(
         assert apply(target, limit="hall-2").ok  # the baseline puts it right again
     again = govcloud("compliance", "check", "--report", str(tmp_path), "--limit", "hall-2")
     assert again.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("item", "undo"),
+    [
+        ("sudoers-private", "chmod 0755 /etc/sudoers.d"),
+        ("kernel-modules-disabled",
+         "sed -i '/^install sctp/d' /etc/modprobe.d/govcloud-disabled.conf"),
+        ("services-sandboxed", "rm /etc/systemd/system/rsyslog.service.d/govcloud-sandbox.conf"
+         " && systemctl daemon-reload && systemctl restart rsyslog"),
+    ],
+)  # fmt: skip
+def test_a_hardening_item_undone_fails_naming_it_and_apply_puts_it_back(
+    configured_lab: tuple[Any, Any], tmp_path: Path, item: str, undo: str
+) -> None:
+    target, _ = configured_lab
+    lab = Lab(target.plan.spec.name)
+    assert lab.exec("compute-1", ["sh", "-c", undo]).returncode == 0
+    try:
+        result = govcloud(
+            "compliance", "check", "--report", str(tmp_path), "--limit", "compute-1", "--json"
+        )
+        doc = json.loads(result.stdout)
+        assert result.returncode == 1
+        assert [(f["host"], f["item"]) for f in doc["failed"]] == [("compute-1", item)]
+    finally:
+        assert apply(target, limit="compute-1").ok  # the fingerprint sees it: a full run
+    again = govcloud("compliance", "check", "--report", str(tmp_path), "--limit", "compute-1")
+    assert again.returncode == 0, again.stdout[-2000:]
 
 
 def test_a_host_down_mid_run_is_unreachable_and_the_rest_converge(

@@ -202,6 +202,8 @@ def test_report_counts_who_did_what() -> None:
         _line("response", "sys/policies/acl/dept-gat-viewers", "update", "userpass-secadmin"),
         _line("response", "identity/group/name/dept-gat-viewers", "update", "userpass-secadmin"),
         _line("response", "ssh-client-signer/sign/system", "update", "userpass-sysadmin"),
+        _line("response", "pki-int/issue/edge", "update", "approle"),
+        _line("response", "pki-int/issue/edge", "update", "approle", "1 error: permission denied"),
         _line("response", "kv-gat/data/db", "read", "userpass-gat-developer"),
         _line("response", "kv-gat/data/db", "read", "userpass-gat-developer"),
         _line(
@@ -220,9 +222,15 @@ def test_report_counts_who_did_what() -> None:
     assert r["mfa_challenges"] == {"sysadmin": 1}
     assert [c["path"] for c in r["policy_changes"]] == ["sys/policies/acl/dept-gat-viewers"]
     assert [c["path"] for c in r["grant_changes"]] == ["identity/group/name/dept-gat-viewers"]
-    assert r["certificates_signed"] == {"userpass-sysadmin -> ssh-client-signer/system": 1}
+    assert r["certificates_signed"] == {
+        "userpass-sysadmin -> ssh-client-signer/system": 1,
+        "approle -> pki-int/edge": 1,  # a TLS certificate of the PKI, issued by the automation
+    }
     assert r["secrets_read"] == {"gat": {"userpass-gat-developer": 2}}
-    assert r["denied"] == {"userpass-gat-developer read kv-rst/data/db": 1}
+    assert r["denied"] == {
+        "userpass-gat-developer read kv-rst/data/db": 1,
+        "approle update pki-int/issue/edge": 1,
+    }
     assert r["malformed"] == 1
 
 

@@ -1,5 +1,5 @@
 """A local OpenBao dev server with the service PKI set up as `identity apply` does, and throwaway
-nginx servers on loopback ports serving the tls_cert role's HTTPS snippet."""
+nginx servers on loopback ports whose HTTPS server includes the tls_cert role's TLS snippet."""
 
 from __future__ import annotations
 
@@ -67,16 +67,20 @@ class Nginx:
         )  # fmt: skip
 
 
-def render_snippet(cert_dir: Path, name: str, http_port: int, https_port: int, site: Path) -> str:
+def render_snippet(cert_dir: Path, name: str) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string(SNIPPET.read_text()).render(
-        tls_cert_dest_dir=str(cert_dir),
-        tls_cert_name=name,
-        tls_cert_nginx_server_names=[name],
-        tls_cert_nginx_http_port=http_port,
-        tls_cert_nginx_https_port=https_port,
-        tls_cert_nginx_include=str(site),
-        tls_cert_nginx_hsts_seconds=63072000,
+        tls_cert_dest_dir=str(cert_dir), tls_cert_name=name, tls_cert_nginx_hsts_seconds=63072000
+    )
+
+
+def servers(name: str, http_port: int, https_port: int, snippet: Path, site: Path) -> str:
+    """A site as the roles write one: plain HTTP only redirects, HTTPS includes the snippet."""
+    return (
+        f"server {{\n    listen 127.0.0.1:{http_port};\n    server_name {name};\n"
+        f"    location / {{ return 301 https://$host:{https_port}$request_uri; }}\n}}\n"
+        f"server {{\n    listen 127.0.0.1:{https_port} ssl;\n    server_name {name};\n"
+        f"    include {snippet};\n    include {site};\n}}\n"
     )
 
 
@@ -95,13 +99,9 @@ def nginx(tmp_path: Path) -> Iterator[Callable[[Path, str], Nginx]]:
         (prefix / "logs").mkdir(parents=True)
         site = prefix / "site.conf"
         site.write_text('location / {\n    return 200 "hall ok\\n";\n}\n')
-        snippet = render_snippet(cert_dir, name, http_port, https_port, site)
-        # the snippet's ports only on loopback
-        snippet = snippet.replace(f"listen {http_port};", f"listen 127.0.0.1:{http_port};")
-        snippet = snippet.replace(
-            f"listen {https_port} ssl;", f"listen 127.0.0.1:{https_port} ssl;"
-        )
-        (prefix / "tls.conf").write_text(snippet)
+        snippet = prefix / "tls-params.conf"
+        snippet.write_text(render_snippet(cert_dir, name))
+        (prefix / "tls.conf").write_text(servers(name, http_port, https_port, snippet, site))
         conf = prefix / "nginx.conf"
         temp = "".join(
             f"    {kind}_temp_path {prefix / kind};\n"

@@ -200,3 +200,12 @@ def test_the_system_administrator_runs_the_pki_and_isolation_still_holds(
             assert PKI_MOUNT not in policy.hcl, name
     assert check_isolation(plan) == []
     assert plan.pki is not None and plan.as_dict()["pki"]
+
+
+def test_days_left_reads_openssls_end_date() -> None:
+    from security.compliance.tls import _days_left
+
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    assert _days_left("notAfter=Dec 31 00:00:00 2026 GMT", now) == 30.0
+    assert _days_left("notAfter=Jan  1 12:00:00 2027 GMT", now) == 31.5
+    assert _days_left("notAfter=Nov 30 00:00:00 2026 GMT", now) == -1.0
