@@ -128,6 +128,16 @@ def apply_system(bao: Bao, plan: IdentityPlan, report: ApplyReport) -> None:
     )
 
 
+#: how to get the root token a change of the administrators' or automation's policies needs
+ROOT_TOKEN_HOWTO = (
+    "generate one with the key holders' unseal shares (`bao operator generate-root`, "
+    "authenticated as the system administrator, whose policy allows the ceremony from this "
+    "version on; an older policy needs the listener's disable_unauthed_generate_root_endpoints "
+    "= false for the ceremony), then run identity apply with it in GOVCLOUD_ROOT_TOKEN (it is "
+    "revoked at the end)"
+)
+
+
 def apply_pki(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyReport) -> None:
     """The service PKI's mount, intermediate and roles (:mod:`security.pki.setup`)."""
     if plan.pki is None:
@@ -137,9 +147,8 @@ def apply_pki(bao: Bao, plan: IdentityPlan, paths: Paths, report: ApplyReport) -
     except BaoForbidden as exc:
         raise OperationError(
             f"{exc}: the system administrators' policy predates the service PKI. Administrator "
-            "policies are written only with a root token (the security administrator may not "
-            "change them): generate one with the unseal shares (bao operator generate-root), "
-            "run identity apply with it, revoke it"
+            f"policies are written only with a root token (the security administrator may not "
+            f"change them): {ROOT_TOKEN_HOWTO}"
         ) from exc
 
 
@@ -173,9 +182,7 @@ def apply_security(
                 raise OperationError(
                     f"{exc}: policy {name} is new or changed. The administrators' and the "
                     "automation's policies are written only with a root token (the security "
-                    "administrator may not change them): generate one with the unseal shares "
-                    "(bao operator generate-root), run identity apply with it in "
-                    "GOVCLOUD_ROOT_TOKEN (it is revoked at the end)"
+                    f"administrator may not change them): {ROOT_TOKEN_HOWTO}"
                 ) from exc
             report.changed.append(f"policy {name}")
     entity_ids: dict[str, str] = {}

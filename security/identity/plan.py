@@ -249,6 +249,10 @@ def system_policy() -> Policy:
             # the automation identity's credentials for the controller (never its grant)
             Rule(f"auth/{APPROLE}/role/{AUTOMATION}/role-id", ("read",)),
             Rule(f"auth/{APPROLE}/role/{AUTOMATION}/secret-id", ("update",)),
+            # root generation, now authenticated in OpenBao: it still takes the key holders'
+            # unseal shares, so this lets the system administrator only run the ceremony
+            Rule("sys/generate-root-token/attempt", ("create", "read", "update", "delete")),
+            Rule("sys/generate-root-token/update", ("create", "update")),
             *pki_system_rules(),
         ),
     )
