@@ -6,6 +6,7 @@ records the hosts that would change, so a hand-made change on a host shows up as
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pulumi
@@ -65,8 +66,6 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
 
 
 def _stderr(message: str) -> None:
-    import sys
-
     print(message, file=sys.stderr, flush=True)
 
 
