@@ -13,6 +13,7 @@ Run with GOVCLOUD_KEEP_LAB=1 (the lab is shared): pytest -m integration tests/ha
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import socket
 import subprocess
@@ -242,8 +243,12 @@ def test_the_edge_serves_only_modern_https_with_its_pki_certificate(
                 by_name = probe(address, 443, hall_name, ca)
                 assert by_name.chain_ok and by_name.serial == ev.serial, (hall_name, by_name)
             # a submission sent over plain HTTP is not taken: it is only redirected
-            status, _ = http_json("POST", f"http://{address}/api/cases", {"item": "x"})
-            assert status == 301
+            plain = http.client.HTTPConnection(address, 80, timeout=5)
+            plain.request("POST", "/api/cases", body=b'{"item": "x"}', headers={"Host": name})
+            answer = plain.getresponse()
+            assert answer.status == 301
+            assert answer.getheader("Location") == f"https://{name}/api/cases"
+            plain.close()
 
 
 def test_the_edge_certificates_were_issued_by_the_automation_and_audited(
