@@ -120,19 +120,19 @@ def ensure(
     plan = make_pki_plan(spec)
     where = directory or edge_dir()
     now = now or dt.datetime.now(dt.UTC)
+    wanted = edge_certs(spec, hosts)
     results = []
-    for cert in edge_certs(spec, hosts):
+    for cert in wanted:
         reason = why_issue(where, cert, plan, now)
         results.append(EdgeResult(cert.host, cert.stem, "due" if reason else "good", reason))
-    due = [r for r in results if r.action == "due"]
+    due = [(c, r) for c, r in zip(wanted, results, strict=True) if r.action == "due"]
     if not due or dry_run:
         return results
     bao = login()
     try:
-        wanted = {c.stem: c for c in edge_certs(spec, hosts)}
-        for r in due:
+        for cert, r in due:
             try:
-                r.issued = issue(bao, plan, EDGE_ROLE, list(wanted[r.stem].names), where)
+                r.issued = issue(bao, plan, EDGE_ROLE, list(cert.names), where)
             except BaoError as exc:
                 raise OperationError(
                     f"the edge certificate of {r.host} ({r.stem}): OpenBao refused: {exc}"
