@@ -20,7 +20,9 @@ from infra.lab.topology import Bridge, Interface, LabHost, Route, Topology
 from infra.network.addressing import Site, cidr
 from infra.plan import Plan, make_plan
 
-TEMPLATE_OF_ROLE = {"hall": "hall", "compute": "node"}  # the compute hosts are Kubernetes nodes
+# the compute hosts are Kubernetes nodes; the hall hosts are the hall's edge only (nginx, which
+# its role starts): the database is on the owning department's host, enabled by its role
+TEMPLATE_OF_ROLE = {"compute": "node"}
 PROBE_INDEX = 200  # probes take .200 of a segment, apart from the planned hosts (.10 up)
 OPERATOR_INDEX = 254  # the machine's own address on the management segment
 

@@ -576,11 +576,12 @@ def _ensure_host(
             or (p.stat().st_mode & 0o777) != mode
         ):
             diffs.append("/" + rel)
+    # the profile's services run; one the host's configuration enabled since (PostgreSQL on a
+    # department's own host, by its role) is the configuration's: lab up never disables it
     wants = upper / "etc/systemd/system/multi-user.target.wants"
     services = set(PROFILES[h.template])
     present = {p.name for p in wants.glob("*.service")} if wants.is_dir() else set()
-    managed = {s for prof in PROFILES.values() for s in prof}
-    if (present & managed) != services:
+    if services - present:
         diffs.append(f"profile {h.template}")
     first_boot = not (upper / "etc/ssh/ssh_host_ed25519_key").is_file()
     state = lab.lxc.state(cname)
@@ -606,12 +607,10 @@ def _ensure_host(
         _write(upper / rel, content, mode)
     (upper / "root/.ssh").chmod(0o700)
     wants.mkdir(parents=True, exist_ok=True)
-    for svc in managed:
+    for svc in services:
         link = wants / svc
-        if svc in services and not link.is_symlink():
+        if not link.is_symlink():
             link.symlink_to(f"/lib/systemd/system/{svc}")
-        elif svc not in services and (link.is_symlink() or link.exists()):
-            link.unlink()
     if first_boot:
         _write(upper / "etc/machine-id", secrets.token_hex(16) + "\n", 0o444)
         key = upper / "etc/ssh/ssh_host_ed25519_key"

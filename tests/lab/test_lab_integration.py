@@ -174,6 +174,20 @@ def test_hall_profile_runs_postgresql(lab: Lab) -> None:
     assert lab.exec("web", active, check=False).stdout.strip() != "active"
 
 
+def test_up_leaves_a_service_the_configuration_enabled(lab: Lab, topo: Topology) -> None:
+    """PostgreSQL enabled on a base host by its configuration (as the hall_db role does on a
+    department's own host) stays enabled, and lab up does not restart the host for it."""
+    enabled = ["systemctl", "is-enabled", "postgresql"]
+    assert lab.exec("web", ["systemctl", "enable", "postgresql"]).returncode == 0
+    try:
+        report = up(topo)
+        actions = {(c.kind, c.name): c.action for c in report.changes}
+        assert actions[("host", "web")] == "unchanged"
+        assert lab.exec("web", enabled, check=False).stdout.strip() == "enabled"
+    finally:
+        lab.exec("web", ["systemctl", "disable", "postgresql"], check=False)
+
+
 def test_machine_does_not_route_between_lab_segments(lab: Lab) -> None:
     table = lx.run(["nft", "list", "table", "inet", "govcloud_lab_" + NAME]).stdout
     assert f'"{NAME}-pub"' in table and "drop" in table
