@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,3 +46,19 @@ def locust_p95(report: Path) -> float | None:
             if row["Name"] == "Aggregated":
                 return float(row["95%"]) if row["95%"] not in ("", "N/A") else None
     return None
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` consecutive free loopback ports (a cluster's etcd peer port is its client's + 1)."""
+    for start in range(27000, 60000, 11):
+        ok = True
+        for p in range(start, start + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", p))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return list(range(start, start + n))
+    raise RuntimeError("no free loopback ports")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import jinja2
 
-from bench.common import Result
+from bench.common import Result, free_ports
 from govcloud.toolchain import pki as files
 from loadtests.tlsclient import install
 
@@ -42,17 +42,6 @@ KEEPALIVE_REQUESTS = int(os.environ.get("BENCH_EDGE_TLS_REQUESTS", "4000"))
 NEW_CONN_REQUESTS = int(os.environ.get("BENCH_EDGE_TLS_HANDSHAKES", "1500"))
 S_TIME_SECONDS = 6
 BODY = '{"items":[' + ",".join(f'{{"code":"{i:06d}","name":"guide"}}' for i in range(30)) + "]}"
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _certificates(where: Path) -> Path:
@@ -199,7 +188,7 @@ def run() -> Result:
             .render(tls_cert_dest_dir=str(certs), tls_cert_name=NAME,
                     tls_cert_nginx_hsts_seconds=63072000)
         )  # fmt: skip
-        hall, plain, tls = _free_ports(3)
+        hall, plain, tls = free_ports(3)
         proxy = (
             "        location / {\n            proxy_pass http://hall;\n"
             "            proxy_http_version 1.1;\n"

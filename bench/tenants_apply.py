@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, free_ports
 from clusters.tenants import apply as tenant_apply
 from clusters.tenants.kube import Kube
 from clusters.tenants.plan import TenantPlan, plan_tenants
@@ -37,21 +36,6 @@ from govcloud.spec.generate import generate
 from govcloud.toolchain import k8s
 
 GOAL_RATIO = 3.0
-
-
-def _free_ports(n: int) -> list[int]:
-    for start in range(27000, 60000, 11):
-        ok = True
-        for p in range(start, start + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return list(range(start, start + n))
-    raise RuntimeError("no free loopback ports")
 
 
 def _variant(suffix: str) -> tuple[Spec, TenantPlan]:
@@ -140,7 +124,7 @@ def measure(k: Kube, concurrency: int, pids: list[int] | None = None) -> dict[st
 
 def run(concurrency: int = tenant_apply.DEFAULT_CONCURRENCY) -> Result:
     with tempfile.TemporaryDirectory(prefix="govcloud-bench-k8s-") as tmp:
-        etcd, _peer, api, cm = _free_ports(4)
+        etcd, _peer, api, cm = free_ports(4)
         cfg = k8s.ClusterConfig(Path(tmp), api_port=api, etcd_port=etcd,
                                 controller_manager_port=cm)  # fmt: skip
         try:

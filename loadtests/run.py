@@ -192,7 +192,6 @@ class LabTargets:
 def lab_targets(spec: Spec) -> LabTargets:
     """The lab's hall hosts (role "hall"), each by its own name over HTTPS, as their
     certificates say (security.pki.edge)."""
-    from govcloud.paths import state_dir
     from infra.plan import make_plan
     from security.pki.edge import edge_certs
     from security.pki.root import RootPaths
@@ -205,7 +204,7 @@ def lab_targets(spec: Spec) -> LabTargets:
     return LabTargets(
         [f"https://{c.stem}" for c in certs],
         {c.stem: c.address for c in certs},
-        str(RootPaths.under(state_dir()).cert),
+        str(RootPaths.default().cert),
     )
 
 

@@ -171,13 +171,12 @@ def status(
     """Every certificate in the directory: days to expiry, whether its chain verifies to the
     PKI's root for its name, whether its key matches, whether renewal is due. Exits 1 when a
     chain or key is bad or one has run out."""
-    from govcloud.paths import state_dir
     from security.pki.certs import load_pems
     from security.pki.certs import status as cert_status
     from security.pki.root import RootPaths
 
     plan = _plan(spec)
-    root_file = ca or RootPaths.under(state_dir()).cert
+    root_file = ca or RootPaths.default().cert
     roots = load_pems(root_file)
     if not roots:
         raise InputError(f"no root certificate at {root_file} (--ca)")

@@ -83,7 +83,7 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
             {
                 "hall_upstreams": [f"{a}:{site.node_port}" for a in nodes],
                 "hall_tls_src_dir": str(edge_dir()),
-                "hall_tls_ca_file": str(RootPaths.under(state_dir()).cert),
+                "hall_tls_ca_file": str(RootPaths.default().cert),
             }
         )
         for cert in edge_certs(plan.spec, plan.hosts):  # each edge its own key

@@ -33,6 +33,13 @@ class RootPaths:
         """The root's files in a state directory (``Paths.root``)."""
         return cls(state / "secrets" / "pki" / "root.key", state / "identity" / "pki" / "root.crt")
 
+    @classmethod
+    def default(cls) -> RootPaths:
+        """The root's files in the state directory (what clients of the lab trust)."""
+        from govcloud.paths import state_dir
+
+        return cls.under(state_dir())
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from govcloud.errors import InputError
-from govcloud.paths import state_dir
 from govcloud.spec import load_spec
 from govcloud.spec.load import LAB_SPEC
 from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir, runtime_inventory
@@ -46,7 +45,7 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
     assert edge["vars"] == {
         "hall_upstreams": [f"{a}:30080" for a in nodes],
         "hall_tls_src_dir": str(edge_dir()),
-        "hall_tls_ca_file": str(RootPaths.under(state_dir()).cert),
+        "hall_tls_ca_file": str(RootPaths.default().cert),
     }
     for host in ("hall-1", "hall-2"):
         assert edge["hosts"][host]["hall_tls_name"] == f"{host}.zwfw.guizhou.gov.cn"
