@@ -114,12 +114,13 @@ def same_key(cert_path: Path, pub_path: Path) -> bool:
         return False
 
 
-def cert_valid_before(path: Path) -> float:
-    """Expiry (epoch seconds) of an OpenSSH certificate file, 0 when unreadable."""
+def cert_validity(path: Path) -> tuple[float, float]:
+    """(valid after, valid before), epoch seconds, of an OpenSSH certificate file; (0, 0) when
+    unreadable or not ed25519."""
     try:
         blob = base64.b64decode(path.read_text().split()[1])
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
     # string type, string nonce, then the public key fields: ed25519 has one string
     off = 0
 
@@ -131,17 +132,24 @@ def cert_valid_before(path: Path) -> float:
         off += n
         return out
 
-    kind = string()
-    if not kind.startswith(b"ssh-ed25519-cert"):
-        return 0.0
-    string()  # nonce
-    string()  # pk
-    off += 8 + 4  # serial, type
-    string()  # key id
-    string()  # valid principals
-    off += 8  # valid after
-    (before,) = struct.unpack(">Q", blob[off : off + 8])
-    return float(before)
+    try:
+        kind = string()
+        if not kind.startswith(b"ssh-ed25519-cert"):
+            return 0.0, 0.0
+        string()  # nonce
+        string()  # pk
+        off += 8 + 4  # serial, type
+        string()  # key id
+        string()  # valid principals
+        after, before = struct.unpack(">QQ", blob[off : off + 16])
+    except struct.error:
+        return 0.0, 0.0
+    return float(after), float(before)
+
+
+def cert_valid_before(path: Path) -> float:
+    """Expiry (epoch seconds) of an OpenSSH certificate file, 0 when unreadable."""
+    return cert_validity(path)[1]
 
 
 def usable(pair: KeyPair, grant: Grant, margin: float = 60) -> bool:

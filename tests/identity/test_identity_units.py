@@ -7,6 +7,7 @@ import base64
 import itertools
 import json
 import struct
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,20 @@ def test_certificate_expiry_and_principals_are_read(tmp_path: Path) -> None:
     assert not certs.usable(pair, certs.Grant("audit", "govcloud-audit-admins"))
     path.write_text(_fake_cert(["govcloud-system-admins"], int(time.time()) + 30))
     assert not certs.usable(pair, certs.Grant("system", "govcloud-system-admins"))
+
+
+def test_a_real_certificate_validity_window_is_read(tmp_path: Path) -> None:
+    """ssh-keygen signs it: the window read back is the one asked for."""
+    for name in ("ca", "user"):
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / name)], check=True
+        )
+    window = "20260101000000Z:20260101003000Z"
+    sign = ["ssh-keygen", "-q", "-s", str(tmp_path / "ca"), "-I", "t", "-n", "ops", "-V", window]
+    subprocess.run([*sign, str(tmp_path / "user.pub")], check=True)
+    after, before = certs.cert_validity(tmp_path / "user-cert.pub")
+    assert (after, before) == (1767225600.0, 1767225600.0 + 1800)
+    assert certs.cert_validity(tmp_path / "user.pub") == (0.0, 0.0)  # a plain key
 
 
 def _line(kind: str, path: str, op: str, who: str = "", error: str = "", **extra: Any) -> str:
