@@ -2,10 +2,11 @@
 
 1. The image (``clusters/apps/hall/image.yaml``) built from local files and pushed to the cloud's
    registry (only missing blobs are sent).
-2. The hall's secrets (the database's address and the password hall.yml generated on the
-   controller; the admin and metrics tokens, generated here on first use) written to the
-   department's own OpenBao mount (``kv-<code>/hall/...``) by the department's developer;
-   nothing is written when they hold these values already.
+2. The hall's secrets (the database's address, the password hall.yml generated on the
+   controller and the PKI's root its TLS certificate is verified against; the admin and metrics
+   tokens, generated here on first use) written to the department's own OpenBao mount
+   (``kv-<code>/hall/...``) by the department's developer; nothing is written when they hold
+   these values already.
 3. ``app deploy`` of ``clusters/apps/hall/app.yaml`` by the department's operator: the app is
    validated against its tenant, its secrets are read from OpenBao with the operator's token and
    kept in the app's Secret only, the objects applied with the operator's own certificate, and
@@ -91,12 +92,23 @@ def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[s
             f"{kept / 'db-password'} is missing: hall.yml sets the database up and generates "
             "its password (run `govcloud hosts apply` or `pulumi up`)"
         ) from None
+    from security.pki.root import RootPaths
+
+    # TLS only, the server's certificate verified for the address connected to against the
+    # PKI's root (the app builds its context from HALL_DB_CA, libpq's verify-full)
     dsn = (
         f"postgresql://{DB_USER}:{values['db-password']}@{db.address}:5432/{DB_NAME}"
-        "?sslmode=disable"
+        "?sslmode=verify-full"
     )
+    try:
+        ca = RootPaths.default().cert.read_text(encoding="utf-8")
+    except OSError:
+        raise OperationError(
+            f"{RootPaths.default().cert} is missing: identity apply sets the service PKI up "
+            "(run `govcloud identity apply` or `pulumi up`)"
+        ) from None
     return {
-        "hall/db": {"dsn": dsn},
+        "hall/db": {"dsn": dsn, "ca": ca},
         "hall/tokens": {"admin": values["admin-token"], "metrics": values["metrics-token"]},
     }
 

@@ -191,9 +191,9 @@ class LabTargets:
 
 def lab_targets(spec: Spec) -> LabTargets:
     """The lab's hall hosts (role "hall"), each by its own name over HTTPS, as their
-    certificates say (security.pki.edge)."""
+    certificates say (security.pki.hostcerts)."""
     from infra.plan import make_plan
-    from security.pki.edge import edge_certs
+    from security.pki.hostcerts import edge_certs
     from security.pki.root import RootPaths
 
     certs = edge_certs(spec, make_plan(spec).hosts)

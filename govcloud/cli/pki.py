@@ -206,31 +206,32 @@ def status(
 
 
 @app.command()
-def edge(
+def hosts(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only say which certificates are due.")
     ] = False,
     spec: SpecOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """The hall hosts' own certificates (security.pki.edge): issue, as the automation
-    identity, each one missing, no longer carrying the spec's hall names, or due for renewal,
-    then put them on the hall hosts with the hall play (nginx reloads gracefully: no
-    connection is dropped). Nothing is asked of OpenBao, and no host is touched, when every
-    one is good."""
+    """The hosts' own certificates (security.pki.hostcerts): each hall host's edge certificate
+    and the hall database's. Issue, as the automation identity, each one missing, no longer
+    carrying the spec's names, or due for renewal, then put them on their hosts with the hall
+    play (nginx and PostgreSQL reload: no connection is dropped). Nothing is asked of OpenBao,
+    and no host is touched, when every one is good."""
     from infra.hosts.apply import lab_credentials, prepare
     from infra.hosts.runner import run_playbook
-    from security.pki import edge as edge_certs
+    from security.pki import hostcerts
 
     s = read_spec(spec)
     target = prepare(s, lab_credentials())
-    login = edge_certs.automation_login(target.plan.hosts)
-    results = edge_certs.ensure(s, target.plan.hosts, login, dry_run=dry_run)
+    login = hostcerts.automation_login(target.plan.hosts)
+    results = hostcerts.ensure(s, target.plan.hosts, login, dry_run=dry_run)
     issued = [r for r in results if r.action == "issued"]
     played = None
+    renewed_on = ",".join(sorted({r.host for r in issued}))
     if issued:
-        with console.status("putting the new certificates on the hall hosts (hall.yml)"):
-            played = run_playbook("hall.yml", target.inventory, target.connection, limit="hall")
+        with console.status(f"putting the new certificates on {renewed_on} (hall.yml)"):
+            played = run_playbook("hall.yml", target.inventory, target.connection, limit=renewed_on)
     if json:
         print_json(
             {
@@ -242,9 +243,10 @@ def edge(
         for r in results:
             colour = {"issued": "green", "due": "yellow"}.get(r.action, "default")
             why = f": {escape(r.reason)}" if r.reason else ""
-            console.print(f"[{colour}]{r.action}[/] {escape(r.stem)} ({escape(r.host)}){why}")
+            where = f"{r.use} of {r.host}"
+            console.print(f"[{colour}]{r.action}[/] {escape(r.stem)} ({escape(where)}){why}")
         if played is not None:
-            console.print(f"hall.yml on the hall hosts: {played.status}")
+            console.print(f"hall.yml on {renewed_on}: {played.status}")
     if played is not None and not played.ok:
         for f in played.failures[:5]:
             err_console.print(

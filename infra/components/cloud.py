@@ -198,7 +198,7 @@ class Halls(pulumi.ComponentResource):
             if (PLAYBOOKS / "hall.yml").is_file()
             else None
         )
-        from security.pki.edge import edge_certs
+        from security.pki.hostcerts import edge_certs
 
         self.urls = pulumi.Output.from_input(
             [f"https://{c.stem}/" for c in edge_certs(args.plan.spec, args.plan.hosts)]

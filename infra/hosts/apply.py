@@ -76,7 +76,7 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
         return
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     if "hall" in groups:
-        from security.pki.edge import edge_certs, edge_dir
+        from security.pki.hostcerts import edge_certs, edge_dir
         from security.pki.root import RootPaths
 
         groups["hall"].setdefault("vars", {}).update(
@@ -91,7 +91,11 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
     db = next((h for h in plan.hosts if h.name == site.database_host), None)
     if db is None:
         return
+    from security.pki.hostcerts import DATABASE, cert_dir, database_certs
+    from security.pki.root import RootPaths
+
     storage = [h for h in plan.hosts if h.role == "storage"]
+    root_ca = str(RootPaths.default().cert)
     groups["hall_db"] = {
         "hosts": {db.name: {}},  # its connection variables are in its role's group
         "vars": {
@@ -99,6 +103,9 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
             "hall_db_secrets_dir": str(hall_secrets_dir()),
             "hall_db_clients": [f"{a}/32" for a in nodes],
             "hall_db_backup_clients": [f"{h.address}/32" for h in storage],
+            "hall_db_tls_src_dir": str(cert_dir(DATABASE)),
+            "hall_db_tls_name": database_certs(plan.spec, plan.hosts)[0].stem,
+            "hall_db_tls_ca_file": root_ca,
         },
     }
     if storage:  # the storage hosts take the database's backups on the spec's schedule
@@ -110,6 +117,7 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
                 "hall_backup_secrets_dir": str(hall_secrets_dir()),
                 "hall_backup_every_hours": backups.every_hours,
                 "hall_backup_keep": backups.keep,
+                "hall_backup_ca_file": root_ca,  # the database's certificate chains to it
             },
         }
 
@@ -117,19 +125,20 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
 def before_play(
     playbook: str, target: Target, *, check: bool = False, say: Callable[[str], None] = print
 ) -> None:
-    """What a play needs on the controller before it runs. The hall play: the edge's TLS
-    certificates, issued by the automation identity when missing or due (in check mode only
-    said, so a refresh that finds one due shows the play as drift)."""
+    """What a play needs on the controller before it runs. The hall play: the edge's and the
+    hall database's TLS certificates, issued by the automation identity when missing or due (in
+    check mode only said, so a refresh that finds one due shows the play as drift)."""
     from infra.hosts.digests import roles_of
 
     if "hall" not in roles_of(playbook):
         return
-    from security.pki import edge
+    from security.pki import hostcerts
 
     hosts = target.plan.hosts
-    for r in edge.ensure(target.plan.spec, hosts, edge.automation_login(hosts), dry_run=check):
+    login = hostcerts.automation_login(hosts)
+    for r in hostcerts.ensure(target.plan.spec, hosts, login, dry_run=check):
         if r.action != "good":
-            say(f"edge certificate {r.stem} of {r.host}: {r.action} ({r.reason})")
+            say(f"{r.use} certificate {r.stem} of {r.host}: {r.action} ({r.reason})")
 
 
 def add_converged_inputs(inv: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from security.compliance.tls import edge_on_host
+from security.compliance.tls import database_on_host, edge_on_host
 
 GOOD_CIPHERS = {
     "chacha20-poly1305@openssh.com",
@@ -61,6 +61,7 @@ class Context:
     bastion: str
     loghost: str
     ports: frozenset[int] = frozenset()  # declared in the spec for this host (tenant.reaches)
+    address: str = ""  # the host's address in the plan
     cache: dict[str, Any] = field(default_factory=dict)
 
 
@@ -471,6 +472,7 @@ CHECKS: dict[str, Check] = {
     "k8s-secrets-encrypted": k8s_secrets_encrypted,
     "k8s-kubelet-authn-authz": k8s_kubelet_authn_authz,
     "tls-edge": edge_on_host,
+    "tls-database": database_on_host,
     "umask-027": umask_027,
     "password-hash-rounds": password_hash_rounds,
     "sudoers-private": sudoers_private,

@@ -228,6 +228,14 @@ ITEMS: tuple[Item, ...] = (
         "PKI with days left, HSTS, plain HTTP only redirects",
         roles=("hall",),
     ),
+    Item(
+        "tls-database",
+        "数据完整性/保密性",
+        "8.1.2.2 a) b)",
+        "a database listening on the network serves TLS only: a client without it is refused, "
+        "TLS 1.2/1.3, certificate from the PKI for the host's address with days left",
+        roles=("vm",),
+    ),
 )
 
 UNCHECKED: tuple[Unchecked, ...] = (

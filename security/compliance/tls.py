@@ -313,6 +313,65 @@ def _days_left(not_after: str, now: dt.datetime | None = None) -> float:
     return (when - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
 
 
+PG_PORT = 5432
+
+
+def _pg_s_client(host: Any, address: str, port: int, ca: str, *flags: str) -> tuple[bool, str]:
+    """One TLS handshake with a PostgreSQL (STARTTLS), verified for ``address`` against ``ca``."""
+    r = host.run(
+        f"timeout 10 openssl s_client -starttls postgres -connect {address}:{port} "
+        f"-CAfile {ca} -verify_ip {address} -verify_return_error {' '.join(flags)} </dev/null"
+    )
+    return r.rc == 0, f"{r.stdout}\n{r.stderr}"
+
+
+def database_tls(host: Any, address: str, port: int, ca: str) -> str:
+    """PostgreSQL at ``address:port``, seen by real clients on ``host``: a login without TLS is
+    refused (psql, sslmode=disable), the certificate verifies to ``ca`` for the address
+    (OpenSSL's s_client, STARTTLS), TLS 1.2 and 1.3 only, days left."""
+    r = host.run(
+        f"PGCONNECT_TIMEOUT=5 psql 'host={address} port={port} dbname=postgres "
+        "user=govcloud_compliance sslmode=disable' -w -c 'select 1'"
+    )
+    assert r.rc != 0, "a login without TLS was let in"
+    assert "no encryption" in r.stderr, (
+        f"a login without TLS was not refused for want of it: {r.stderr.strip()[:200]}"
+    )
+    accepted = []
+    for version, flag in (("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"),
+                          ("TLSv1.3", "-tls1_3")):  # fmt: skip
+        ok, out = _pg_s_client(host, address, port, ca, flag, "-cipher", "'DEFAULT:@SECLEVEL=0'")
+        assert _CLIENT_OFF not in out, f"this host's OpenSSL cannot offer {version}: untested"
+        if ok:
+            accepted.append(version)
+        elif version in ACCEPTED_VERSIONS:
+            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
+            assert not why, f"the certificate does not verify to the PKI root: {why}"
+    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    end = host.run(
+        f"timeout 10 openssl s_client -starttls postgres -connect {address}:{port} "
+        "</dev/null 2>/dev/null | openssl x509 -noout -enddate"
+    )
+    days = _days_left(end.stdout.strip())
+    assert days >= MIN_DAYS_LEFT, f"{days:.1f} days left (renew: govcloud pki hosts)"
+    return (
+        f"postgresql://{address}:{port}: TLS only (a login without it is refused), "
+        f"{', '.join(accepted)} (refuses TLSv1, TLSv1.1), chain to the PKI root for {address}, "
+        f"{days:.0f} days left"
+    )
+
+
+def database_on_host(host: Any, ctx: Any) -> str:
+    """The compliance check of a department host's database (通信传输): when PostgreSQL
+    listens on the network, :func:`database_tls` against the host's own address."""
+    listening = [s for s in host.socket.get_listening_sockets() if s.endswith(f":{PG_PORT}")]
+    loopback = ("tcp://127.", "tcp://::1", "tcp://[::1]")
+    if not [s for s in listening if not s.startswith(loopback)]:
+        return f"no database listens on the network (port {PG_PORT}): nothing crosses a zone"
+    assert ctx.address, "the plan gives this host no address to probe"
+    return database_tls(host, ctx.address, PG_PORT, f"{TLS_DIR}/ca.crt")
+
+
 def edge_on_host(host: Any, ctx: Any) -> str:
     """The compliance check of a hall edge (通信传输), with real TLS clients on the host itself
     (OpenSSL's s_client, curl): its certificate verifies to the PKI root for its name, TLS 1.2
@@ -354,7 +413,7 @@ def edge_on_host(host: Any, ctx: Any) -> str:
     )
     end = host.run(f"openssl x509 -noout -enddate -in {TLS_DIR}/{name}.crt").stdout.strip()
     days = _days_left(end)
-    assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki edge)"
+    assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki hosts)"
     return (
         f"https://{name}: {', '.join(accepted)} only (refuses TLSv1, TLSv1.1), no weak suite, "
         f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects"

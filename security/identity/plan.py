@@ -319,13 +319,15 @@ def security_policy() -> Policy:
 
 def automation_policy() -> Policy:
     """What the automation identity's token may do: sign an SSH certificate for its own
-    principal, and issue the edge's TLS certificates (security.pki.edge) from the service PKI,
-    whose edge role holds them to the spec's public domains."""
+    principal, and issue the hosts' TLS certificates (security.pki.hostcerts) from the service
+    PKI: the edge's (its edge role holds them to the spec's public domains) and the hall
+    database's (internal role: the internal domains and the data center's addresses)."""
     return Policy(
         AUTOMATION_POLICY,
         (
             Rule(f"{SSH_USER_MOUNT}/sign/{AUTOMATION}", ("update",)),
             Rule(f"{PKI_MOUNT}/issue/{EDGE_ROLE}", ("update",)),
+            Rule(f"{PKI_MOUNT}/issue/{INTERNAL_ROLE}", ("update",)),
             Rule("auth/token/revoke-self", ("update",)),
         ),
     )

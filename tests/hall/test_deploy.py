@@ -51,6 +51,7 @@ def test_debian_packages_cover_every_runtime_import() -> None:
                     "random",
                     "re",
                     "secrets",
+                    "ssl",
                     "sys",
                     "time",
                     "typing",

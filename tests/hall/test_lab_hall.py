@@ -142,7 +142,7 @@ def test_the_pods_run_on_both_nodes_from_the_registry_image(
 ) -> None:
     _, _, published = hall
     assert published["rollout"]["state"] == "complete", published
-    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.2.0"
+    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.3.0"
     pods = _wait_pods(cloud)
     assert {p["spec"]["nodeName"] for p in pods} == {"compute-1", "compute-2"}
     for p in pods:
@@ -255,7 +255,7 @@ def test_the_edge_certificates_were_issued_by_the_automation_and_audited(
     hall: tuple[Any, RunResult, dict[str, Any]], identity_lab: Any
 ) -> None:
     from security.audit.officer import Officer, auditor
-    from security.pki.edge import edge_certs, edge_dir
+    from security.pki.hostcerts import edge_certs, edge_dir
 
     target = hall[0]
     for cert in edge_certs(target.plan.spec, target.plan.hosts):
@@ -297,6 +297,38 @@ def test_the_compliance_report_shows_each_edges_tls_and_names_a_weakened_one(
         assert put.ok and put.changed >= 1
 
 
+def test_the_database_serves_tls_only_and_the_pods_connect_verifying_it(
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, identity_lab: Any, tmp_path: Path
+) -> None:
+    """Issue 17, the hall to PostgreSQL: the database's certificate was issued by the automation
+    (audited), every connection of the hall's pods is TLS, and the grade-3 item tls-database
+    finds a login without TLS refused and the chain verifying for the host's address."""
+    from security.audit.officer import Officer, auditor
+    from security.pki.hostcerts import DATABASE, cert_dir, database_certs
+
+    target = hall[0]
+    (cert,) = database_certs(target.plan.spec, target.plan.hosts)
+    meta = json.loads((cert_dir(DATABASE) / f"{cert.stem}.json").read_text(encoding="utf-8"))
+    assert (meta["role"], meta["ip_sans"]) == ("internal", [cert.address])
+    officer = Officer(identity_lab.plan, identity_lab.hosts, auditor(identity_lab.plan))
+    issued = officer.report(None).certificates
+    assert any(k.endswith("pki-int/internal") and "approle" in k for k in issued), issued
+    _wait_pods(cloud)
+    lab = Lab(target.plan.spec.name)
+    plain, tls = _psql(
+        lab,
+        "SELECT count(*) FILTER (WHERE NOT s.ssl), count(*) FILTER (WHERE s.ssl) "
+        "FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'govcloud_hall' "
+        "AND a.client_addr IS NOT NULL",
+    ).split("|")
+    assert (int(plain), int(tls) > 0) == (0, True), (plain, tls)
+    r = govcloud("compliance", "check", "--report", str(tmp_path), "--limit", "tls-database",
+                 "--json", timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:]
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert f"postgresql://{cert.address}:5432: TLS only (a login without it is refused)" in report
+
+
 def _served_serial(spec: Any, edges: LabTargets, name: str) -> str:
     from security.compliance.tls import probe
 
@@ -308,19 +340,19 @@ def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_
     hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path, edges: LabTargets
 ) -> None:
     """hall-1 gets a certificate of 150 s; a load run goes through both edges while
-    `govcloud pki edge`, once the certificate is in the last third of its life, issues a new
+    `govcloud pki hosts`, once the certificate is in the last third of its life, issues a new
     one and puts it on the host (nginx reload). No request of the run fails, and the edge then
     serves the new certificate, with the role's full life."""
-    from security.pki import certs, edge
+    from security.pki import certs, hostcerts
     from security.pki.plan import make_pki_plan
 
     target = hall[0]
     spec, hosts = target.plan.spec, target.plan.hosts
     _wait_pods(cloud)
-    first = edge.edge_certs(spec, hosts)[0]
+    first = hostcerts.edge_certs(spec, hosts)[0]
     pki = make_pki_plan(spec)
-    bao = edge.automation_login(hosts)()
-    short = certs.issue(bao, pki, "edge", list(first.names), edge.edge_dir(), ttl="150s")
+    bao = hostcerts.automation_login(hosts)()
+    short = certs.issue(bao, pki, "edge", list(first.names), hostcerts.edge_dir(), ttl="150s")
     bao.revoke_token()
     put = run_playbook("hall.yml", target.inventory, target.connection, limit=first.host)
     assert put.ok, [f.__dict__ for f in put.failures]
@@ -329,12 +361,12 @@ def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_
 
     def renew_when_due() -> None:  # on the operators' side (this thread is not on a hall LAN)
         deadline = time.monotonic() + 140
-        while not edge.why_issue(edge.edge_dir(), first, pki, dt.datetime.now(dt.UTC)):
+        while not hostcerts.why_issue(hostcerts.edge_dir(), first, pki, dt.datetime.now(dt.UTC)):
             if time.monotonic() > deadline:
                 renewal["error"] = "never due"
                 return
             time.sleep(2)
-        r = govcloud("pki", "edge", "--spec", str(LAB_SPEC), "--json", timeout=300)
+        r = govcloud("pki", "hosts", "--spec", str(LAB_SPEC), "--json", timeout=300)
         renewal.update(rc=r.returncode, out=r.stdout, err=r.stderr, at=time.monotonic())
 
     renewer = threading.Thread(target=renew_when_due)
@@ -350,7 +382,7 @@ def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_
     assert result["failures"] == 0, result["breaches"]
     serial = _served_serial(spec, edges, first.stem)
     assert serial == str(renewed[first.host]["serial"]).replace(":", "").lstrip("0")
-    meta = json.loads((edge.edge_dir() / f"{first.stem}.json").read_text(encoding="utf-8"))
+    meta = json.loads((hostcerts.edge_dir() / f"{first.stem}.json").read_text(encoding="utf-8"))
     assert meta["ttl_hours"] == spec.tls.edge.ttl_hours and "ttl" not in meta
 
 

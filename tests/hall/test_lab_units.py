@@ -16,7 +16,7 @@ from infra.hosts.apply import HALL_SEED_PLAN, hall_secrets_dir, runtime_inventor
 from infra.lab import template
 from infra.plan import make_plan
 from loadtests.labsource import DEFAULT_SOURCE, source_hosts, source_pid
-from security.pki.edge import edge_dir
+from security.pki.hostcerts import cert_dir, edge_dir
 from security.pki.root import RootPaths
 
 pytestmark = pytest.mark.unit
@@ -58,6 +58,10 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
         "hall_db_secrets_dir": str(hall_secrets_dir()),
         "hall_db_clients": [f"{a}/32" for a in nodes],
         "hall_db_backup_clients": ["10.255.4.11/32"],
+        # TLS only, with its own certificate from the PKI (security.pki.hostcerts)
+        "hall_db_tls_src_dir": str(cert_dir("database")),
+        "hall_db_tls_name": "dsjj-vm-1.govcloud.local",
+        "hall_db_tls_ca_file": str(RootPaths.default().cert),
     }
     # the storage host backs it up on the spec's schedule
     backup = inv["all"]["children"]["hall_backup"]
@@ -67,6 +71,7 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
         "hall_backup_secrets_dir": str(hall_secrets_dir()),
         "hall_backup_every_hours": 24,
         "hall_backup_keep": 14,
+        "hall_backup_ca_file": str(RootPaths.default().cert),
     }
     assert hall_secrets_dir().parts[-2:] == ("secrets", "hall")
 
@@ -75,8 +80,16 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
     ("role", "prefix", "required"),
     [
         ("hall", "hall_", set()),
-        ("hall_db", "hall_db_", {"hall_db_seed_plan_file", "hall_db_secrets_dir"}),
-        ("hall_backup", "hall_backup_", {"hall_backup_db_host", "hall_backup_secrets_dir"}),
+        (
+            "hall_db",
+            "hall_db_",
+            {"hall_db_seed_plan_file", "hall_db_secrets_dir", "hall_db_tls_name"},
+        ),
+        (
+            "hall_backup",
+            "hall_backup_",
+            {"hall_backup_db_host", "hall_backup_secrets_dir", "hall_backup_ca_file"},
+        ),
     ],
 )
 def test_the_hall_roles_document_every_variable_with_their_prefix(

@@ -101,7 +101,8 @@ def test_compliance_passes_with_evidence_for_every_control(
     assert result.returncode == 0, doc["failed"][:5]
     report_text = (tmp_path / "report.md").read_text(encoding="utf-8")
     for item in ("k8s-api-authn-authz", "k8s-etcd-client-tls", "k8s-secrets-encrypted",
-                 "k8s-api-audit", "k8s-kubelet-authn-authz", "tls-edge"):  # fmt: skip
+                 "k8s-api-audit", "k8s-kubelet-authn-authz", "tls-edge",
+                 "tls-database"):  # fmt: skip
         assert item in report_text, item
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for family in ("身份鉴别", "访问控制", "安全审计", "入侵防范", "集中管控", "恶意代码防范"):

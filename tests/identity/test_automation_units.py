@@ -124,13 +124,14 @@ def test_the_ssh_config_carries_the_certificate(tmp_path: Path) -> None:
 # -- the automation identity in the plan ------------------------------------------------------
 
 
-def test_automation_may_only_sign_for_its_own_principal_and_issue_edge_certificates(
+def test_automation_may_only_sign_for_its_own_principal_and_issue_host_certificates(
     plan: Any,
 ) -> None:
     policy = plan.policies[AUTOMATION_POLICY]
     assert policy_paths(policy.hcl) == [
         f"ssh-client-signer/sign/{AUTOMATION}",
         "pki-int/issue/edge",
+        "pki-int/issue/internal",
         "auth/token/revoke-self",
     ]
     assert APPROLE in plan.auth_methods

@@ -1,6 +1,6 @@
-"""The edge's certificates (security.pki.edge) on a real OpenBao (dev server on loopback), a load
-client reaching an HTTPS name it resolves itself (loadtests.tlsclient), and the tls_cert role's
-nginx snippet checked by its own validator with a real nginx."""
+"""The hosts' certificates (security.pki.hostcerts) on a real OpenBao (dev server on loopback),
+a load client reaching an HTTPS name it resolves itself (loadtests.tlsclient), and the tls_cert
+role's nginx snippet checked by its own validator with a real nginx."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from govcloud.errors import InputError
 from govcloud.spec import load_spec
 from loadtests.tlsclient import install, parse_resolve, tls_context
 from security.openbao.client import Bao
-from security.pki import certs, edge
+from security.pki import certs, hostcerts
 from tests.pki.conftest import LAB, ROOT, Pki, render_snippet
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ def _login(pki: Pki, calls: list[int]) -> Bao:
 
 def test_each_hall_host_gets_its_own_certificate_for_every_hall_name() -> None:
     spec = load_spec(LAB)
-    wanted = edge.edge_certs(spec, HOSTS)
+    wanted = hostcerts.edge_certs(spec, HOSTS)
     assert [c.host for c in wanted] == ["hall-1", "hall-2"]
     assert [c.stem for c in wanted] == ["hall-1.zwfw.guizhou.gov.cn", "hall-2.zwfw.guizhou.gov.cn"]
     halls = ("zwfw.guizhou.gov.cn", "5201.zwfw.guizhou.gov.cn", "5203.zwfw.guizhou.gov.cn")
@@ -62,36 +63,58 @@ def test_each_hall_host_gets_its_own_certificate_for_every_hall_name() -> None:
 def test_ensure_issues_once_then_only_what_is_due_or_renamed(pki: Pki, tmp_path: Path) -> None:
     spec = load_spec(LAB)
     calls: list[int] = []
-    first = edge.ensure(spec, HOSTS, lambda: _login(pki, calls), directory=tmp_path)
+    first = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
     assert [r.action for r in first] == ["issued", "issued"] and len(calls) == 1
     assert all(r.reason == "none yet" for r in first)
-    meta = json.loads((tmp_path / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
+    meta = json.loads((tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
     assert meta["role"] == "edge" and "5203.zwfw.guizhou.gov.cn" in meta["names"]
-    assert (tmp_path / "hall-1.zwfw.guizhou.gov.cn.key").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.key").stat().st_mode & 0o777 == 0o600
     # all good: OpenBao is not asked
-    again = edge.ensure(spec, HOSTS, lambda: _login(pki, calls), directory=tmp_path)
+    again = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
     assert [r.action for r in again] == ["good", "good"] and len(calls) == 1
     # 21 of its 30 days later it is in the last third of its life: due (dry run says so)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=21)
-    dry = edge.ensure(
-        spec, HOSTS, lambda: _login(pki, calls), directory=tmp_path, now=later, dry_run=True
+    dry = hostcerts.ensure(
+        spec, HOSTS, lambda: _login(pki, calls), root=tmp_path, now=later, dry_run=True
     )
     assert [r.action for r in dry] == ["due", "due"] and len(calls) == 1
     assert "days left" in dry[0].reason
     # a spec without the city halls' names: both are issued again, without them
     spec.regions["52"].cities[0].hall.server_name = None  # type: ignore[union-attr]
-    renamed = edge.ensure(spec, HOSTS, lambda: _login(pki, calls), directory=tmp_path)
+    renamed = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
     assert [r.action for r in renamed] == ["issued", "issued"] and len(calls) == 2
     assert renamed[0].reason == "the spec's hall names changed"
-    meta = json.loads((tmp_path / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
+    meta = json.loads((tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
     assert "5201.zwfw.guizhou.gov.cn" not in meta["names"]
+
+
+def test_the_hall_database_gets_a_certificate_for_its_name_and_address(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """From the internal role, with the address the hall's pods and the backups connect to and
+    verify; an address the spec moves is issued again."""
+    spec = load_spec(LAB)
+    db = Host("dsjj-vm-1", "vm", "10.255.10.10")  # the hall's database host in the lab spec
+    calls: list[int] = []
+    first = hostcerts.ensure(spec, [*HOSTS, db], lambda: _login(pki, calls), root=tmp_path)
+    assert [(r.use, r.host, r.action) for r in first][-1] == ("database", db.name, "issued")
+    stem = "dsjj-vm-1.govcloud.local"
+    meta = json.loads((tmp_path / "database" / f"{stem}.json").read_text())
+    assert (meta["role"], meta["names"], meta["ip_sans"]) == ("internal", [stem], [db.address])
+    cert = x509.load_pem_x509_certificate((tmp_path / "database" / f"{stem}.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == [db.address]
+    moved = Host(db.name, db.role, "10.255.10.11")
+    again = hostcerts.ensure(spec, [*HOSTS, moved], lambda: _login(pki, calls), root=tmp_path)
+    assert (again[-1].action, again[-1].reason) == ("issued", "the host's address changed")
+    assert len(calls) == 2
 
 
 def test_a_hall_name_outside_the_edge_domains_is_refused_naming_the_field() -> None:
     spec = load_spec(LAB)
     spec.tls.edge.allowed_domains = ["other.gov.cn"]
     with pytest.raises(InputError, match=r"tls\.edge\.allowed_domains"):
-        edge.edge_certs(spec, HOSTS)
+        hostcerts.edge_certs(spec, HOSTS)
 
 
 # -- the load client: a name it resolves itself, the PKI's root as its only CA --------------
@@ -102,7 +125,7 @@ def https_server(pki: Pki, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A Python HTTPS server on loopback with hall-1's edge certificate."""
     spec = load_spec(LAB)
     calls: list[int] = []
-    edge.ensure(spec, HOSTS[:1], lambda: _login(pki, calls), directory=tmp_path)
+    hostcerts.ensure(spec, HOSTS[:1], lambda: _login(pki, calls), root=tmp_path)
     stem = "hall-1.zwfw.guizhou.gov.cn"
 
     class Hello(http.server.BaseHTTPRequestHandler):
@@ -118,7 +141,8 @@ def https_server(pki: Pki, tmp_path: Path) -> Iterator[tuple[str, int]]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp_path / f"{stem}.fullchain.pem", tmp_path / f"{stem}.key")
+    issued = tmp_path / "edge"
+    ctx.load_cert_chain(issued / f"{stem}.fullchain.pem", issued / f"{stem}.key")
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HALL = ROOT / "clusters" / "apps" / "hall" / "app.yaml"
 LAB = ROOT / "examples" / "lab.yaml"
 VALUES = {
-    "hall/db": {"dsn": "postgresql://hall:pw@db/hall"},
+    "hall/db": {"dsn": "postgresql://hall:pw@db/hall", "ca": "-----BEGIN CERTIFICATE-----"},
     "hall/tokens": {"admin": "adm-1", "metrics": "met-1"},
 }
 
@@ -61,6 +61,7 @@ def test_secrets_are_read_with_the_department_token(bao: tuple[str, str, str]) -
     values = read_openbao_secrets(load_app(HALL), addr, dsjj)
     assert values == {
         "HALL_DSN": "postgresql://hall:pw@db/hall",
+        "HALL_DB_CA": "-----BEGIN CERTIFICATE-----",
         "HALL_ADMIN_TOKEN": "adm-1",
         "HALL_METRICS_TOKEN": "met-1",
     }
@@ -78,10 +79,10 @@ def test_another_department_token_is_refused_by_openbao(bao: tuple[str, str, str
 def test_a_missing_key_names_the_field(bao: tuple[str, str, str]) -> None:
     addr, dsjj, _gat = bao
     raw = yaml.safe_load(HALL.read_text())
-    raw["secrets"][2]["key"] = "nosuch"
+    raw["secrets"][3]["key"] = "nosuch"
     with pytest.raises(InputError) as err:
         read_openbao_secrets(parse_app(raw), addr, dsjj)
-    assert "secrets[2].key" in str(err.value)
+    assert "secrets[3].key" in str(err.value)
 
 
 @pytest.mark.integration
@@ -101,4 +102,9 @@ def test_deploy_stores_the_secrets_in_the_app_secret(
     assert "Secret dsjj-prod/hall-openbao" in json.loads(r.stdout)["applied"]
     secret = tenant_cluster.admin().get(KINDS[("v1", "Secret")], "hall-openbao", "dsjj-prod")
     assert secret is not None
-    assert sorted(secret["data"]) == ["HALL_ADMIN_TOKEN", "HALL_DSN", "HALL_METRICS_TOKEN"]
+    assert sorted(secret["data"]) == [
+        "HALL_ADMIN_TOKEN",
+        "HALL_DB_CA",
+        "HALL_DSN",
+        "HALL_METRICS_TOKEN",
+    ]

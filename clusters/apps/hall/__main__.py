@@ -30,14 +30,14 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-async def _connect(dsn: str) -> Any:
+async def _connect(config: Config) -> Any:
     import asyncpg
 
-    return await asyncpg.connect(dsn)
+    return await asyncpg.connect(config.dsn, **config.db_options())
 
 
 async def _migrate(config: Config) -> list[int]:
-    conn = await _connect(config.dsn)
+    conn = await _connect(config)
     try:
         return await schema.migrate(conn)
     finally:
@@ -45,7 +45,7 @@ async def _migrate(config: Config) -> list[int]:
 
 
 async def _seed(config: Config, plan: dict[str, Any]) -> dict[str, int]:
-    conn = await _connect(config.dsn)
+    conn = await _connect(config)
     try:
         await schema.migrate(conn)
         return await seed(conn, plan)
@@ -56,7 +56,7 @@ async def _seed(config: Config, plan: dict[str, Any]) -> dict[str, int]:
 async def _staff_token(config: Config, staff: str, roles: list[str], site: str, days: int) -> str:
     import asyncpg
 
-    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1)
+    pool = await asyncpg.create_pool(config.dsn, min_size=1, max_size=1, **config.db_options())
     try:
         return await issue_staff_token(pool, staff, roles, site, days)
     finally:

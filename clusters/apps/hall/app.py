@@ -42,6 +42,7 @@ import datetime as dt
 import hmac
 import json
 import os
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,9 @@ class Config:
     """Settings, from the environment (``HALL_*``); see ``from_env``."""
 
     dsn: str = "postgresql:///hall"
+    #: TLS to the database, verified against HALL_DB_CA (the PKI's root, PEM) for the DSN's
+    #: host; None: the DSN's own sslmode (a local socket in development)
+    db_ssl: ssl.SSLContext | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     staff_auth: str = "local"  # local | openbao
@@ -116,6 +120,7 @@ class Config:
         e = os.environ if env is None else env
         c = cls()
         c.dsn = e.get("HALL_DSN", c.dsn)
+        c.db_ssl = db_tls_context(e.get("HALL_DB_CA", ""))
         c.host = e.get("HALL_HOST", c.host)
         c.port = _int_env(e, "HALL_PORT", c.port)
         c.staff_auth = e.get("HALL_STAFF_AUTH", c.staff_auth)
@@ -150,6 +155,25 @@ class Config:
                 f"HALL_COOKIE_SECURE=0 is for a hall on loopback only (HALL_HOST is {c.host})"
             )
         return c
+
+    def db_options(self) -> dict[str, Any]:
+        """asyncpg's connection options beyond the DSN: the verifying TLS context, if any."""
+        return {"ssl": self.db_ssl} if self.db_ssl is not None else {}
+
+
+def db_tls_context(ca_pem: str) -> ssl.SSLContext | None:
+    """A client context that requires TLS 1.2+ and a server certificate chaining to ``ca_pem``
+    for the name or address connected to (libpq's verify-full); None for an empty value."""
+    if not ca_pem.strip():
+        return None
+    try:
+        ctx = ssl.create_default_context(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(
+            f"HALL_DB_CA: expected PEM certificates, got an unreadable value ({exc})"
+        ) from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
 
 
 def _int_env(env: Any, name: str, default: int) -> int:
@@ -345,7 +369,7 @@ class Hall:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, app: web.Application) -> None:
-        conn = await asyncpg.connect(self.config.dsn)
+        conn = await asyncpg.connect(self.config.dsn, **self.config.db_options())
         try:
             await schema.migrate(conn)
         finally:
@@ -355,6 +379,7 @@ class Hall:
             min_size=min(2, self.config.pool_size),
             max_size=self.config.pool_size,
             connection_class=PoolConnection,
+            **self.config.db_options(),
         )
         self.cache = ReadCache(self.config.read_cache_s)
         await self._check_catalog()

@@ -134,6 +134,10 @@ class LocalPostgres:
         )
         return self
 
+    def reload(self) -> None:
+        """Reread postgresql.conf and pg_hba.conf (the tests that change them)."""
+        self._run(str(pg_bindir() / "pg_ctl"), "-D", str(self.root / "data"), "reload")
+
     def stop(self) -> None:
         data = self.root / "data"
         if (data / "postmaster.pid").exists():

@@ -59,6 +59,10 @@ def ctx(case: tuple[dict[str, Any], Any]) -> Context:
     if target["name"] not in _CONTEXTS:
         t = _targets()
         _CONTEXTS[target["name"]] = Context(
-            target["role"], t["bastion"], t["loghost"], frozenset(target.get("ports", ()))
+            target["role"],
+            t["bastion"],
+            t["loghost"],
+            frozenset(target.get("ports", ())),
+            target.get("address", ""),
         )
     return _CONTEXTS[target["name"]]

@@ -1,0 +1,204 @@
+"""The hosts' own TLS certificates: the edge's and the hall database's, issued by the automation
+identity.
+
+- **Edge**: each hall host of the internet-access zone serves the halls' public names over
+  HTTPS with a key of its own (a stolen edge key is one host's, revoked alone). Its certificate
+  carries first the host's own name under the first of ``tls.edge.allowed_domains``
+  (``hall-1.zwfw.guizhou.gov.cn``: its common name and file stem, the name a monitor or a load
+  test uses to reach that one edge), then every hall's public name (``hall.server_name``),
+  which citizens use. From the PKI's ``edge`` role.
+- **Database**: the hall's PostgreSQL on its department's host serves TLS only; its certificate
+  carries the host's name under the first of ``tls.internal.allowed_domains``
+  (``dsjj-vm-1.govcloud.local``) and its address, which is what the hall's pods and the backup
+  hosts connect to and verify (``verify-full``). From the PKI's ``internal`` role.
+
+The automation identity's AppRole may issue from these two roles and nothing else of the PKI, so
+each issue is in OpenBao's audit log under the automation's token. :func:`ensure` issues what is
+missing, what no longer carries the spec's names, and what is due for renewal
+(``tls.renew_before``); it asks OpenBao nothing when all are good. The hall play then copies them
+and the server reloads (nginx and PostgreSQL drop no connection on a reload).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from govcloud.errors import InputError, OperationError, Problem
+from govcloud.spec.model import Spec
+from security.openbao.client import Bao, BaoError
+from security.pki.certs import Issued, check_request, issue, managed, why_renew
+from security.pki.plan import EDGE_ROLE, INTERNAL_ROLE, PkiPlan, make_pki_plan
+
+HALL_ROLE = "hall"
+EDGE, DATABASE = "edge", "database"  # the uses, each in a directory of its own
+
+
+@dataclass(frozen=True)
+class HostCert:
+    """What one host's certificate for one use must carry."""
+
+    host: str
+    address: str
+    use: str  # EDGE or DATABASE
+    role: str  # the PKI role it is issued from
+    names: tuple[str, ...]  # names[0]: the host's own name, the certificate's file stem
+    ips: tuple[str, ...] = ()
+
+    @property
+    def stem(self) -> str:
+        return self.names[0]
+
+
+def host_name(spec: Spec, host: str) -> str:
+    """A hall host's own public name: ``<host>.<first edge domain>``."""
+    return f"{host}.{spec.tls.edge.allowed_domains[0]}"
+
+
+def edge_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """One certificate per hall host (``hosts``: the plan's, with name, role, address)."""
+    plan = make_pki_plan(spec)
+    out = []
+    for h in hosts:
+        if h.role != HALL_ROLE:
+            continue
+        own = host_name(spec, h.name)
+        names = tuple(dict.fromkeys([own, *plan.edge_names]))
+        try:
+            check_request(plan, EDGE_ROLE, list(names), None)
+        except InputError as exc:
+            raise InputError(
+                [Problem("tls.edge.allowed_domains", f"the edge of {h.name}: {exc}")]
+            ) from exc
+        out.append(HostCert(h.name, h.address, EDGE, EDGE_ROLE, names))
+    return out
+
+
+def database_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """The hall database's server certificate (none when the spec puts no hall on a cloud)."""
+    from clusters.hallsite import hall_site
+
+    site = hall_site(spec)
+    db = next((h for h in hosts if site and h.name == site.database_host), None)
+    if db is None:
+        return []
+    plan = make_pki_plan(spec)
+    names = (f"{db.name}.{spec.tls.internal.allowed_domains[0]}",)
+    try:
+        check_request(plan, INTERNAL_ROLE, list(names), None)
+    except InputError as exc:
+        raise InputError(
+            [Problem("tls.internal.allowed_domains", f"the database on {db.name}: {exc}")]
+        ) from exc
+    return [HostCert(db.name, db.address, DATABASE, INTERNAL_ROLE, names, (db.address,))]
+
+
+def host_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """Every host certificate the spec asks for: the edge's, then the database's."""
+    return [*edge_certs(spec, hosts), *database_certs(spec, hosts)]
+
+
+def cert_dir(use: str) -> Path:
+    """Where one use's certificates are kept on the controller (keys 0600, under the state)."""
+    from govcloud.paths import state_dir
+
+    return state_dir() / "pki" / use
+
+
+def edge_dir() -> Path:
+    return cert_dir(EDGE)
+
+
+@dataclass
+class HostResult:
+    host: str
+    use: str
+    stem: str
+    action: str  # "good", "issued" or "due" (a dry run)
+    reason: str
+    issued: Issued | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "use": self.use,
+            "name": self.stem,
+            "action": self.action,
+            "reason": self.reason,
+            "serial": self.issued.serial if self.issued else None,
+            "not_after": self.issued.not_after if self.issued else None,
+        }
+
+
+def why_issue(directory: Path, cert: HostCert, plan: PkiPlan, now: dt.datetime) -> str:
+    """Why ``cert`` must be issued (again), or "" when the one in ``directory`` is good."""
+    meta = next((m for m in managed(directory) if m["name"] == cert.stem), None)
+    if meta is None:
+        return "none yet"
+    if tuple(meta["names"]) != cert.names:
+        return "the spec's hall names changed"
+    if tuple(meta.get("ip_sans") or ()) != cert.ips:
+        return "the host's address changed"
+    return why_renew(directory, meta, plan.renew_before, now)
+
+
+def ensure(
+    spec: Spec,
+    hosts: Sequence[Any],
+    login: Callable[[], Bao],
+    *,
+    root: Path | None = None,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> list[HostResult]:
+    """Issue every host certificate that is missing, stale or due, each use into
+    ``<root>/<use>`` (the state's ``pki`` directory by default); ``login`` (called once, and
+    only when one is due) gives the client that issues them (the automation identity)."""
+    plan = make_pki_plan(spec)
+    now = now or dt.datetime.now(dt.UTC)
+    wanted = host_certs(spec, hosts)
+
+    def where(cert: HostCert) -> Path:
+        return root / cert.use if root is not None else cert_dir(cert.use)
+
+    results = []
+    for cert in wanted:
+        reason = why_issue(where(cert), cert, plan, now)
+        results.append(
+            HostResult(cert.host, cert.use, cert.stem, "due" if reason else "good", reason)
+        )
+    due = [(c, r) for c, r in zip(wanted, results, strict=True) if r.action == "due"]
+    if not due or dry_run:
+        return results
+    bao = login()
+    try:
+        for cert, r in due:
+            try:
+                r.issued = issue(
+                    bao, plan, cert.role, list(cert.names), where(cert), ip_sans=list(cert.ips)
+                )
+            except BaoError as exc:
+                raise OperationError(
+                    f"the {cert.use} certificate of {r.host} ({r.stem}): OpenBao refused: {exc}"
+                ) from exc
+            r.action = "issued"
+    finally:
+        with contextlib.suppress(BaoError):
+            bao.revoke_token()
+    return results
+
+
+def automation_login(hosts: Sequence[Any]) -> Callable[[], Bao]:
+    """Log in as the automation identity (AppRole credentials on the controller)."""
+    from security.access.automation import approle_login
+    from security.identity.plan import AutomationPlan
+    from security.openbao import cluster
+
+    paths = cluster.Paths.default()
+    return lambda: approle_login(
+        lambda: cluster.connect(list(hosts), paths), paths, AutomationPlan()
+    )
