@@ -111,6 +111,39 @@ DEFAULT_COSTS = Costs(
 )
 
 
+@dataclass(frozen=True)
+class TlsCost:
+    """What TLS costs the edge's nginx, CPU microseconds per request (bench edge_tls)."""
+
+    http_us: float  # plain HTTP, keep-alive
+    https_us: float  # HTTPS, keep-alive
+    new_connection_us: float  # HTTPS, a full handshake for every request
+    handshakes_per_core_s: float
+    measured_at: str
+    measured_where: str
+
+    @property
+    def keepalive_ratio(self) -> float:
+        return self.https_us / self.http_us
+
+    @property
+    def new_connection_ratio(self) -> float:
+        return self.new_connection_us / self.http_us
+
+
+#: `python -m bench edge_tls` (README, "Service certificates"), in one run: the same nginx, the
+#: same upstream, HTTP against HTTPS
+EDGE_TLS = TlsCost(
+    http_us=47.5,
+    https_us=65.0,
+    new_connection_us=693.0,
+    handshakes_per_core_s=1712,
+    measured_at="2026-12-01",
+    measured_where="bench edge_tls: a real nginx on loopback with the edge's TLS snippet and a "
+    "certificate of the PKI's kind, the edge worker's own CPU",
+)
+
+
 def _positive(value: Any, where: str, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(

@@ -207,6 +207,35 @@ spec's own surge.</p>
 """
 
 
+def tls_section(report_dir: Path, costs: dict[str, Any] | None) -> str:
+    """What TLS cost this run's requests at the edge: how many of the run's targets were
+    HTTPS (from its ``config.json``), and the edge's CPU per request with and without TLS as
+    bench edge_tls measured it, against the server's whole cost per request."""
+    from loadtests.capacity import DEFAULT_COSTS, EDGE_TLS
+
+    path = report_dir / "config.json"
+    if not path.exists():
+        return ""
+    targets = [str(t) for t in json.loads(path.read_text(encoding="utf-8")).get("targets", [])]
+    https = [t for t in targets if t.startswith("https://")]
+    t = EDGE_TLS
+    server_ms = float((costs or {}).get("server_ms", DEFAULT_COSTS.server_ms))
+    extra_ms = (t.https_us - t.http_us) / 1000
+    over = (
+        f"This run's requests went over HTTPS ({len(https)} of {len(targets)} targets)."
+        if https
+        else f"This run's requests went over plain HTTP ({len(targets)} targets): no TLS cost."
+    )
+    return f"""<h2>TLS at the edge</h2>
+<p>{html.escape(over)} What TLS costs the edge ({html.escape(t.measured_where)},
+{html.escape(t.measured_at)}): {t.https_us:g} µs of CPU per request over keep-alive HTTPS against
+{t.http_us:g} µs over plain HTTP ({t.keepalive_ratio:.2f}x); {t.new_connection_us:g} µs when a
+request opens a new connection with a full handshake ({t.new_connection_ratio:.1f}x); one edge
+core completes {t.handshakes_per_core_s:g} full handshakes a second. Against the server's
+{server_ms:g} ms per request, keep-alive TLS adds {extra_ms / server_ms:.1%}.</p>
+"""
+
+
 def write_report(
     report_dir: Path, meta: dict[str, Any], capacity: dict[str, Any] | None = None
 ) -> Path:
@@ -316,6 +345,7 @@ apps and staff tools call the JSON API.</p>
 <h2>Per endpoint</h2>
 {_table(ep_rows, [("level", "level"), ("endpoint", "endpoint"), *fig_cols])}
 {capacity_section(capacity)}
+{tls_section(report_dir, (capacity or {}).get("costs"))}
 <p>Raw data: <a href="timeline.csv">timeline.csv</a>, locust's <a href="locust.html">HTML
 report</a> and <code>stats_*.csv</code>.</p>
 </body></html>

@@ -430,3 +430,29 @@ def test_report_capacity_closed_model_and_bad_costs(tmp_path: Path) -> None:
     assert bad is not None and "costs.json" in bad["error"]
     assert "No capacity plan" in capacity_section(bad)
     assert run_capacity(tmp_path / "absent", {}) is None and capacity_section(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("targets", "said"),
+    [
+        (["https://hall-1.zwfw.guizhou.gov.cn", "https://hall-2.zwfw.guizhou.gov.cn"],
+         "went over HTTPS (2 of 2 targets)"),
+        (["http://127.0.0.1:8080"], "went over plain HTTP (1 targets): no TLS cost"),
+    ],
+)  # fmt: skip
+def test_report_states_what_tls_cost_at_the_edge(
+    tmp_path: Path, targets: list[str], said: str
+) -> None:
+    from loadtests.report import tls_section
+
+    run_config(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, "targets": targets}))
+    page = tls_section(tmp_path, {"server_ms": 2.5})
+    assert said in page
+    t = cap.EDGE_TLS
+    # with and without TLS, the bench's figures; the share of the server's cost per request
+    assert f"{t.https_us:g} µs of CPU per request over keep-alive HTTPS" in page
+    assert f"{t.http_us:g} µs over plain HTTP ({t.https_us / t.http_us:.2f}x)" in page
+    assert f"adds {(t.https_us - t.http_us) / 1000 / 2.5:.1%}" in page
+    assert tls_section(tmp_path / "absent", None) == ""
