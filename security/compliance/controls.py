@@ -179,7 +179,8 @@ ITEMS: tuple[Item, ...] = (
         "services-sandboxed",
         "入侵防范",
         "8.1.4.4 c)",
-        "the log service runs sandboxed (systemd exposure at most 5.0 of 10)",
+        "the project's services run sandboxed (systemd exposure at most 5.0 of 10): the log "
+        "service everywhere, OpenBao on the identity hosts",
     ),
     # the cluster's control plane and nodes
     Item(
