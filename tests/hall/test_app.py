@@ -15,7 +15,8 @@ import asyncpg
 import pytest
 
 from clusters.apps.hall import schema
-from clusters.apps.hall.codes import valid_case_code
+from clusters.apps.hall.app import FILE_CASE_SQL
+from clusters.apps.hall.codes import make_case_code, valid_case_code
 from clusters.apps.hall.devserver import LocalHall, LocalPostgres, http_json, run_hall
 
 pytestmark = pytest.mark.integration
@@ -130,6 +131,59 @@ def test_login_with_password(hall: LocalHall) -> None:
     assert me["kind"] == "enterprise"
     status, body = http_json("POST", hall.url + "/api/accounts", {"login": "x", "name": "y"})
     assert status == 400 and body["field"] == "password"
+
+
+def test_file_case_statement_makes_the_case_code_as_codes_does(pg: LocalPostgres) -> None:
+    """The one-statement application computes the case code in SQL: it must equal
+    ``make_case_code`` for every site length, date and sequence number (wrapping at 10^10)."""
+
+    async def check() -> None:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            async with conn.transaction():
+                # temporary stand-ins (pg_temp comes first in the search path)
+                await conn.execute(
+                    "CREATE TEMP TABLE items (code text PRIMARY KEY, site_code text NOT NULL);"
+                    " CREATE TEMP SEQUENCE case_seq;"
+                    " CREATE TEMP TABLE cases (id bigserial PRIMARY KEY, code text UNIQUE,"
+                    " item_code text, site_code text, applicant_id bigint, state text,"
+                    " form jsonb, created_at timestamptz NOT NULL DEFAULT now());"
+                    " CREATE TEMP TABLE case_events (case_id bigint, actor text, action text,"
+                    " to_state text)"
+                )
+                sites = ["52", "5201", "520102", "520102003", "520102003004", "999999999999"]
+                for site in sites:
+                    await conn.execute("INSERT INTO items VALUES ($1, $2)", f"{site}-x", site)
+                seqs = [1, 9, 10, 1234567, 9_999_999_999, 10**10, 10**10 + 7, 98_765_432_109]
+                n = 0
+                for seq in seqs:
+                    for site in sites:
+                        for day in ("20240315", "20991231"):
+                            await conn.execute("SELECT setval('case_seq', $1, false)", seq)
+                            row = await conn.fetchrow(
+                                FILE_CASE_SQL, f"{site}-x", day, 7, "{}", "citizen:7"
+                            )
+                            assert row is not None
+                            assert row["code"] == make_case_code(site, day, seq), (site, seq)
+                            assert row["site_code"] == site and row["state"] == "submitted"
+                            assert valid_case_code(row["code"])
+                            n += 1
+                assert await conn.fetchval("SELECT count(*) FROM case_events") == n
+                # an unknown item: no row, no number taken
+                before = await conn.fetchval("SELECT last_value FROM case_seq")
+                assert await conn.fetchrow(FILE_CASE_SQL, "nope", "20240315", 7, "{}", "x") is None
+                assert await conn.fetchval("SELECT last_value FROM case_seq") == before
+                raise _Rollback
+        except _Rollback:
+            pass
+        finally:
+            await conn.close()
+
+    asyncio.run(check())
+
+
+class _Rollback(Exception):
+    pass
 
 
 def test_case_lifecycle_accept_material_supplement_approve_rate(hall: LocalHall) -> None:

@@ -12,7 +12,7 @@ and high contrast (white and yellow on black, contrast ratio above 15:1).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CSS = """\
 *, *::before, *::after { box-sizing: border-box; }
@@ -167,14 +167,14 @@ class Asset:
     name: str
     content_type: str
     body: bytes
+    #: computed once (every page refers to the assets by URL)
+    digest: str = field(init=False, repr=False)
+    url: str = field(init=False, repr=False)
 
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.body).hexdigest()[:16]
-
-    @property
-    def url(self) -> str:
-        return f"/static/{self.name}?v={self.digest}"
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.body).hexdigest()[:16]
+        object.__setattr__(self, "digest", digest)
+        object.__setattr__(self, "url", f"/static/{self.name}?v={digest}")
 
 
 ASSETS: dict[str, Asset] = {

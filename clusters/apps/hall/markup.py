@@ -23,26 +23,48 @@ class Markup(str):
     __slots__ = ()
 
 
+def _escaped(value: Any) -> str:
+    """``value`` as HTML text: ``esc`` without the Markup wrapper (for the renderer's own use:
+    ``h`` and ``join`` wrap their whole result once). The replacements are ``html.escape``'s
+    with ``quote=True``, in its order."""
+    if type(value) is str:
+        return (
+            value.replace("&", "&amp;")
+            .replace("<", "&lt;")
+            .replace(">", "&gt;")
+            .replace('"', "&quot;")
+            .replace("'", "&#x27;")
+        )
+    if isinstance(value, Markup):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        value = fmt_time(value)
+    return escape(str(value), quote=True)
+
+
 def esc(value: Any) -> Markup:
     """``value`` as HTML: Markup unchanged, None as nothing, anything else escaped text."""
     if isinstance(value, Markup):
         return value
-    if value is None:
-        return Markup("")
-    if isinstance(value, dt.datetime):
-        value = fmt_time(value)
-    return Markup(escape(str(value), quote=True))
+    return Markup(_escaped(value))
 
 
 def h(template: str, *args: Any, **kwargs: Any) -> Markup:
     """Fill ``template`` (a trusted literal with ``{}`` / ``{name}`` fields) with escaped
     values. Fields take plain names only: no attribute or index look-ups on values."""
-    return Markup(template.format(*map(esc, args), **{k: esc(v) for k, v in kwargs.items()}))
+    if kwargs:
+        for name, value in kwargs.items():  # a dict of this call's own
+            kwargs[name] = _escaped(value)
+        if not args:
+            return Markup(template.format_map(kwargs))
+    return Markup(template.format(*map(_escaped, args), **kwargs))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Markup:
     """Parts (escaped unless Markup) one after another."""
-    return Markup(sep.join(map(esc, parts)))
+    return Markup(sep.join(map(_escaped, parts)))
 
 
 _CST = dt.timezone(dt.timedelta(hours=8), "CST")
