@@ -17,6 +17,7 @@ BENCHES = [
     "loadtest_lab",
     "hall_cloud",
     "edge_tls",
+    "db_tls",
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",

@@ -11,8 +11,6 @@ permit only the government network's addresses, and this server listens on loopb
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import os
 import shutil
 import ssl
@@ -20,18 +18,16 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import jinja2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from clusters.apps.hall.__main__ import _migrate
 from clusters.apps.hall.app import Config, db_tls_context
 from clusters.apps.hall.devserver import LocalPostgres, pg_bindir
+from govcloud.toolchain import pki as files
 
 pytestmark = pytest.mark.integration
 
@@ -40,55 +36,17 @@ CHECKER = ROLE / "files" / "govcloud-hall-check-pgconf"
 PASSWORD = "s3cret-for-the-test"
 
 
-def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=60))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _server(ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate], directory: Path) -> None:
+def _server(ca: tuple[Any, Any], directory: Path) -> None:
     """A server certificate for 127.0.0.1 (its IP SAN) and its key, as tls_cert lays them out."""
-    ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "db.govcloud.local")]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("db.govcloud.local"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (directory / "db.fullchain.pem").write_bytes(cert.public_bytes(pem))
-    key_pem = key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    (directory / "db.key").write_bytes(key_pem)
-    os.chmod(directory / "db.key", 0o600)
+    key, cert = files.issue(
+        *ca,
+        files.CertRequest(
+            "db", "db.govcloud.local", dns_names=("db.govcloud.local",),
+            ip_addresses=("127.0.0.1",), server=True,
+        ),
+    )  # fmt: skip
+    (directory / "db.fullchain.pem").write_bytes(files.cert_pem(cert))
+    files.write_private(directory / "db.key", files.key_pem(key))
 
 
 def _render(template: str, **values: object) -> str:
@@ -114,7 +72,7 @@ class TlsDb:
 def tls_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsDb]:
     pg = LocalPostgres().start()
     try:
-        ca, other = _ca("test root"), _ca("another root")
+        ca, other = files.make_ca("test root"), files.make_ca("another root")
         tls = pg.root / "tls"
         tls.mkdir()
         _server(ca, tls)
@@ -160,9 +118,9 @@ def tls_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsDb]:
                 shutil.chown(p, "nobody", "nogroup")
         pg.reload()
         ca_file = pg.root / "ca.crt"
-        ca_pem = ca[1].public_bytes(serialization.Encoding.PEM).decode()
+        ca_pem = files.cert_pem(ca[1]).decode()
         ca_file.write_text(ca_pem)
-        yield TlsDb(pg, ca_pem, other[1].public_bytes(serialization.Encoding.PEM).decode(), ca_file)
+        yield TlsDb(pg, ca_pem, files.cert_pem(other[1]).decode(), ca_file)
     finally:
         pg.stop()
 

@@ -56,6 +56,27 @@ def test_config_from_env_names_the_bad_variable() -> None:
         Config.from_env({"HALL_SCRYPT_N": "1000"})
     with pytest.raises(ValueError, match="HALL_FAULTS"):
         Config.from_env({"HALL_FAULTS": "guide:10@town"})
+    with pytest.raises(ValueError, match="HALL_LOOP"):
+        Config.from_env({"HALL_LOOP": "trio"})
+
+
+def test_the_event_loop_is_uvloop_when_installed_and_asyncio_when_asked() -> None:
+    """uvloop is in the image, not in this test environment (or it is: both are checked)."""
+    import asyncio
+    import importlib.util
+
+    from clusters.apps.hall.app import install_loop
+
+    policy = asyncio.get_event_loop_policy()
+    try:
+        assert install_loop("asyncio") == "asyncio"
+        have = importlib.util.find_spec("uvloop") is not None
+        assert install_loop("auto") == ("uvloop" if have else "asyncio")
+        if not have:
+            with pytest.raises(ValueError, match="HALL_LOOP=uvloop"):
+                install_loop("uvloop")
+    finally:
+        asyncio.set_event_loop_policy(policy)
 
 
 def test_faults_parse() -> None:

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from . import schema
-from .app import Config, Problem, build, issue_staff_token
+from .app import Config, Problem, build, install_loop, issue_staff_token
 from .auth import STAFF_ROLES
 from .seed import seed
 
@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), 2)
     if args.dsn:
         config.dsn = args.dsn
+    if args.command == "serve":
+        try:
+            install_loop(config.loop)
+        except ValueError as exc:
+            return _fail(str(exc), 2)
     try:
         if args.command == "serve":
             from aiohttp import web

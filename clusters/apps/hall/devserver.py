@@ -134,6 +134,25 @@ class LocalPostgres:
         )
         return self
 
+    def serve_tls(self, chain_pem: bytes, key_pem: bytes) -> None:
+        """Serve TLS too, with this certificate chain and key (loopback stays trusted with or
+        without it: a client chooses, as the benchmarks compare)."""
+        tls = self.root / "tls"
+        tls.mkdir(mode=0o700, exist_ok=True)
+        (tls / "server.crt").write_bytes(chain_pem)
+        key = tls / "server.key"
+        key.write_bytes(key_pem)
+        os.chmod(key, 0o600)
+        with (self.root / "data" / "postgresql.conf").open("a", encoding="utf-8") as fh:
+            fh.write(
+                f"ssl = on\nssl_cert_file = '{tls / 'server.crt'}'\n"
+                f"ssl_key_file = '{key}'\nssl_min_protocol_version = 'TLSv1.2'\n"
+            )
+        if self._as:  # the cluster's owner reads them
+            for path in (tls, tls / "server.crt", key):
+                shutil.chown(path, "nobody", "nogroup")
+        self.reload()
+
     def reload(self) -> None:
         """Reread postgresql.conf and pg_hba.conf (the tests that change them)."""
         self._run(str(pg_bindir() / "pg_ctl"), "-D", str(self.root / "data"), "reload")
