@@ -101,9 +101,15 @@ def private_dirs(directory: Path) -> None:
 def retire_identity_state(paths: Paths) -> Path | None:
     """Move the secrets of an identity system whose hosts are gone (OpenBao's init file with
     its shares, the identity credentials, tokens and keys) to ``secrets/retired/<UTC time>/``,
-    so the next bootstrap initialises the new cluster instead of refusing. Nothing is deleted.
+    so the next bootstrap initialises the new cluster instead of refusing. The hosts' service
+    certificates (``pki/``: security.pki.hostcerts) go with them: their intermediate was that
+    cluster's, and the next one cannot revoke or list them, so the next hall play issues new
+    ones. The offline root stays (it signs the next intermediate). Nothing is deleted.
     Returns where they went, or None when there was nothing to move."""
-    found = [d for d in (paths.init_file.parent, paths.credentials_file.parent) if d.exists()]
+    host_certs = paths.root / "pki"
+    found = [
+        d for d in (paths.init_file.parent, paths.credentials_file.parent, host_certs) if d.exists()
+    ]
     if not found:
         return None
     to = paths.secrets / "retired" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

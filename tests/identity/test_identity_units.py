@@ -274,11 +274,18 @@ def test_the_secrets_of_a_destroyed_cluster_are_moved_aside_not_deleted(tmp_path
     assert retire_identity_state(paths) is None  # nothing to move
     write_secret(paths.init_file, {"shares": 5})
     write_secret(paths.credentials_file, {"ops": "x"})
+    edge = tmp_path / "pki" / "edge"  # the hosts' certificates from that cluster's intermediate
+    edge.mkdir(parents=True)
+    (edge / "hall-1.crt").write_text("issued by the retired cluster\n")
+    root = paths.root / "identity" / "pki"  # the offline root, which outlives it
+    root.mkdir(parents=True)
     to = retire_identity_state(paths)
     assert to is not None and to.parent == paths.secrets / "retired"
     assert not paths.init_file.exists() and not paths.credentials_file.exists()
     assert read_secret(to / "openbao" / "init.json") == {"shares": 5}
     assert read_secret(to / "identity" / "credentials.json") == {"ops": "x"}
+    assert (to / "pki" / "edge" / "hall-1.crt").is_file() and not edge.exists()
+    assert root.is_dir()
     assert to.stat().st_mode & 0o777 == 0o700
 
 
