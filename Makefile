@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export GOVCLOUD_CACHE ?= $(HOME)/.cache/govcloud
 VULNCHECK ?= kube-router
 
-.PHONY: help deps tools vulncheck up test test-unit lint bench clean
+.PHONY: help deps tools vulncheck up test test-unit test-rebuild lint bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ test: deps lint tools  ## lint, then every test (unit and integration)
 
 test-unit: deps  ## the fast unit tests alone
 	$(BIN)/pytest -m unit
+
+test-rebuild: deps tools  ## the tests that rebuild the whole lab inside the run (not in make test)
+	$(BIN)/pytest -m rebuild
 
 lint: deps  ## ruff, mypy and ansible-lint (production profile)
 	$(BIN)/ruff check .

@@ -183,6 +183,7 @@ def test_one_tenant_quota_change_previews_and_applies_exactly_that_change(
     assert again.returncode == 0, again.stdout[-3000:]
 
 
+@pytest.mark.rebuild  # the whole cloud again: make test-rebuild, not make test
 @pytest.mark.timeout(2400)
 def test_a_lab_removed_behind_the_stacks_back_comes_back_with_up_refresh(
     configured_lab: Any, stack_state: Path
