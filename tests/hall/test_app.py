@@ -456,3 +456,32 @@ def test_runs_on_debian_packages_as_on_a_hall_host(
         assert 'route="act",method="POST",status="200"} 2' in text
     finally:
         debian.stop()
+
+
+def test_connections_the_database_ended_are_replaced_without_a_failed_request(
+    hall: LocalHall, pg: LocalPostgres
+) -> None:
+    """As after a restart or a restore: the server ends every connection of the hall (the
+    idle ones the app holds for its next queries among them); the next requests are served on
+    new connections, none fails."""
+    for _ in range(20):  # the app now holds idle connections
+        assert http_json("GET", hall.url + "/api/sites/52")[0] == 200
+
+    async def end_them() -> int:
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    pg.database,
+                )
+            )
+        finally:
+            await conn.close()
+
+    assert asyncio.run(end_them()) >= 1
+    time.sleep(0.5)  # the app's event loop sees the connections close
+    statuses = [http_json("GET", hall.url + "/api/sites/52")[0] for _ in range(20)]
+    assert statuses == [200] * 20, statuses
+    assert _staff(hall, "52", "clerk").startswith("hall_")  # a write, too

@@ -310,11 +310,20 @@ class QuickPool:
         self.keep = keep
         self.idle: list[tuple[Any, int, float]] = []  # (connection, queries so far, idle since)
 
+    @staticmethod
+    def _usable(conn: Any) -> bool:
+        """Open, and still this object's: a connection the server ended (a restart, a restore)
+        is closed, and asyncpg detaches it from its proxy, which then refuses every call."""
+        try:
+            return not conn.is_closed()
+        except asyncpg.InterfaceError:
+            return False
+
     async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         conn = None
         while self.idle:
             conn, uses, _ = self.idle.pop()
-            if not conn.is_closed():
+            if self._usable(conn):
                 break
             await self._give_back(conn)  # closed meanwhile: asyncpg reconnects its holder
             conn = None
@@ -329,7 +338,7 @@ class QuickPool:
         if (
             len(self.idle) < self.keep
             and uses < self.MAX_USES
-            and not conn.is_closed()
+            and self._usable(conn)
             and not conn.is_in_transaction()
         ):
             self.idle.append((conn, uses, time.monotonic()))
