@@ -13,15 +13,13 @@ with uvloop's (the hall's, as its image runs it).
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from bench.common import Result
+from bench.common import Result, process_cpu
 from clusters.apps.hall.app import db_tls_context
 from clusters.apps.hall.devserver import LocalPostgres
 from govcloud.toolchain import pki as files
@@ -34,21 +32,15 @@ CATALOG = (
 )
 
 
-def _ticks(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _measure(conn: Any, backend: int, query: str) -> tuple[float, float]:
     """CPU µs per query of this process and of the backend, best of the rounds."""
     best_client = best_server = float("inf")
     for _ in range(ROUNDS):
-        c0, s0 = time.process_time(), _ticks(backend)
+        c0, s0 = time.process_time(), process_cpu(backend)
         for i in range(QUERIES):
             await conn.fetch(query, i + 1)
         best_client = min(best_client, (time.process_time() - c0) / QUERIES * 1e6)
-        best_server = min(best_server, (_ticks(backend) - s0) / QUERIES * 1e6)
+        best_server = min(best_server, (process_cpu(backend) - s0) / QUERIES * 1e6)
     return best_client, best_server
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import jinja2
 
-from bench.common import Result, free_ports
+from bench.common import Result, free_ports, process_cpu
 from govcloud.toolchain import pki as files
 from loadtests.tlsclient import install
 
@@ -124,17 +124,12 @@ def _worker(master: int) -> int:
     raise RuntimeError("no nginx worker")
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _measure(pid: int, work: Callable[[], int]) -> tuple[float, int, float]:
     """(edge CPU seconds, units of work, wall seconds)."""
-    before, start = _cpu(pid), time.monotonic()
+    before, start = process_cpu(pid), time.monotonic()
     n = work()
     time.sleep(0.2)  # the worker's last ticks
-    return _cpu(pid) - before, n, time.monotonic() - start
+    return process_cpu(pid) - before, n, time.monotonic() - start
 
 
 def _keepalive(conn: http.client.HTTPConnection, n: int) -> int:

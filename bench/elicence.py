@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result
+from bench.common import Result, process_cpu
 from clusters.apps.elicence.devserver import LocalApp, LocalBao, Services
 from clusters.apps.elicence.ids import make_citizen_id, make_credit_code
 from clusters.apps.elicence.seal import Transit, verify
@@ -177,15 +177,6 @@ def prepare_store(services: Services, n: int) -> tuple[str, float]:
 # -- CPU of the serving processes ----------------------------------------------------------
 
 
-def _cpu(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _postgres_pids(pg: LocalPostgres) -> set[int]:
     master = int((pg.root / "data" / "postmaster.pid").read_text().split()[0])
     pids = {master}
@@ -206,10 +197,10 @@ class CpuMeter:
 
     def __init__(self, pids: Callable[[], set[int]]) -> None:
         self.pids = pids
-        self.start = {p: _cpu(p) for p in pids()}
+        self.start = {p: process_cpu(p) for p in pids()}
 
     def used(self) -> float:
-        return sum(_cpu(p) - self.start.get(p, 0.0) for p in self.pids())
+        return sum(process_cpu(p) - self.start.get(p, 0.0) for p in self.pids())
 
 
 def _p95(samples: list[float]) -> float:

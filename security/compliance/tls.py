@@ -20,6 +20,7 @@ import datetime as dt
 import socket
 import ssl
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,6 +315,20 @@ def _days_left(not_after: str, now: dt.datetime | None = None) -> float:
 
 
 PG_PORT = 5432
+_VERSION_FLAGS = (("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"),
+                  ("TLSv1.3", "-tls1_3"))  # fmt: skip
+
+
+def _versions(handshake: Callable[..., tuple[bool, str]]) -> list[tuple[str, bool, str]]:
+    """(version, accepted, OpenSSL's output) for each version offered alone by ``handshake``
+    (s_client's flags in, its result out), the client opened down to security level 0 so that
+    a refusal is the server's."""
+    out = []
+    for version, flag in _VERSION_FLAGS:
+        ok, text = handshake(flag, "-cipher", "'DEFAULT:@SECLEVEL=0'")
+        assert _CLIENT_OFF not in text, f"this host's OpenSSL cannot offer {version}: untested"
+        out.append((version, ok, text))
+    return out
 
 
 def _pg_s_client(host: Any, address: str, port: int, ca: str, *flags: str) -> tuple[bool, str]:
@@ -338,10 +353,7 @@ def database_tls(host: Any, address: str, port: int, ca: str) -> str:
         f"a login without TLS was not refused for want of it: {r.stderr.strip()[:200]}"
     )
     accepted = []
-    for version, flag in (("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"),
-                          ("TLSv1.3", "-tls1_3")):  # fmt: skip
-        ok, out = _pg_s_client(host, address, port, ca, flag, "-cipher", "'DEFAULT:@SECLEVEL=0'")
-        assert _CLIENT_OFF not in out, f"this host's OpenSSL cannot offer {version}: untested"
+    for version, ok, out in _versions(lambda *f: _pg_s_client(host, address, port, ca, *f)):
         if ok:
             accepted.append(version)
         elif version in ACCEPTED_VERSIONS:
@@ -398,13 +410,7 @@ def edge_on_host(host: Any, ctx: Any) -> str:
         f"--resolve {name}:80:127.0.0.1 http://{name}/x"
     )
     assert r.stdout.strip() == f"301 https://{name}/x", f"plain HTTP answers {r.stdout!r}"
-    accepted = []
-    for version, flag in (("TLSv1", "-tls1"), ("TLSv1.1", "-tls1_1"), ("TLSv1.2", "-tls1_2"),
-                          ("TLSv1.3", "-tls1_3")):  # fmt: skip
-        ok, out = _s_client(host, name, flag, "-cipher", "'DEFAULT:@SECLEVEL=0'")
-        assert _CLIENT_OFF not in out, f"this host's OpenSSL cannot offer {version}: untested"
-        if ok:
-            accepted.append(version)
+    accepted = [v for v, ok, _ in _versions(lambda *f: _s_client(host, name, *f)) if ok]
     assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
     weak = ":".join(WEAK_CIPHERS)
     ok, out = _s_client(host, name, "-tls1_2", "-cipher", f"'{weak}:@SECLEVEL=0'")

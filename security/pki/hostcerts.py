@@ -59,6 +59,14 @@ def host_name(spec: Spec, host: str) -> str:
     return f"{host}.{spec.tls.edge.allowed_domains[0]}"
 
 
+def _checked(plan: PkiPlan, role: str, names: tuple[str, ...], field: str, what: str) -> None:
+    """Refuse at planning what OpenBao would refuse, naming the spec's field."""
+    try:
+        check_request(plan, role, list(names), None)
+    except InputError as exc:
+        raise InputError([Problem(field, f"{what}: {exc}")]) from exc
+
+
 def edge_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
     """One certificate per hall host (``hosts``: the plan's, with name, role, address)."""
     plan = make_pki_plan(spec)
@@ -68,12 +76,7 @@ def edge_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
             continue
         own = host_name(spec, h.name)
         names = tuple(dict.fromkeys([own, *plan.edge_names]))
-        try:
-            check_request(plan, EDGE_ROLE, list(names), None)
-        except InputError as exc:
-            raise InputError(
-                [Problem("tls.edge.allowed_domains", f"the edge of {h.name}: {exc}")]
-            ) from exc
+        _checked(plan, EDGE_ROLE, names, "tls.edge.allowed_domains", f"the edge of {h.name}")
         out.append(HostCert(h.name, h.address, EDGE, EDGE_ROLE, names))
     return out
 
@@ -88,12 +91,9 @@ def database_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
         return []
     plan = make_pki_plan(spec)
     names = (f"{db.name}.{spec.tls.internal.allowed_domains[0]}",)
-    try:
-        check_request(plan, INTERNAL_ROLE, list(names), None)
-    except InputError as exc:
-        raise InputError(
-            [Problem("tls.internal.allowed_domains", f"the database on {db.name}: {exc}")]
-        ) from exc
+    _checked(
+        plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", f"the database on {db.name}"
+    )
     return [HostCert(db.name, db.address, DATABASE, INTERNAL_ROLE, names, (db.address,))]
 
 
