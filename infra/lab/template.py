@@ -30,6 +30,7 @@ PACKAGES: tuple[str, ...] = (
     "auditd",
     "chrony",
     "rsyslog",
+    "rsyslog-openssl",  # log shipping to the log host over TLS (the logship and loghost roles)
     "iproute2",
     "curl",
     "iputils-ping",
@@ -45,6 +46,8 @@ PACKAGES: tuple[str, ...] = (
     "nginx",
     "libpam-pwquality",  # password complexity (the baseline role configures it)
     "logrotate",
+    "aide",  # file integrity: a baseline after convergence, a scheduled check (hardening)
+    "acct",  # process accounting (hardening)
     # Kubernetes worker nodes (the compute hosts): Debian's runc under containerd, and the
     # iptables-nft and ipset tools kube-router's policy controller drives
     "runc",

@@ -13,7 +13,12 @@ from typing import Any
 
 import yaml
 
-from security.compliance.tls import database_on_host, edge_on_host
+from security.compliance.tls import (
+    database_on_host,
+    edge_on_host,
+    log_receiver_tls,
+    log_shipping_tls,
+)
 
 GOOD_CIPHERS = {
     "chacha20-poly1305@openssh.com",
@@ -46,7 +51,7 @@ HIGH_RISK = (
 ROLE_PORTS: dict[str, set[int]] = {
     "hall": {80, 443, 8080},
     "identity": {8200, 8201},
-    "log": {514},
+    "log": {6514},  # syslog over TLS (RFC 5425)
     "shared": {9443, 9444, 9445, 9446},
     "control-plane": {6443},  # etcd, the controller manager and the scheduler: loopback only
     # kubelet; kube-router's health port (it has no bind-address option)
@@ -198,20 +203,11 @@ def ssh_verbose_log(host: Any, ctx: Context) -> str:
     return "sshd -T: loglevel VERBOSE"
 
 
-def log_forwarding(host: Any, ctx: Context) -> str:
-    f = host.file("/etc/rsyslog.d/90-govcloud-forward.conf")
-    assert f.exists, "no forwarding to the central log host"
-    assert f'target="{ctx.loghost}"' in f.content_string, "forwarding goes elsewhere"
-    assert host.service("rsyslog").is_running, "rsyslog is not running"
-    return f"rsyslog forwards every message to {ctx.loghost}:514 over TCP"
-
-
 def log_retention(host: Any, ctx: Context) -> str:
     text = host.file("/etc/logrotate.d/govcloud-remote").content_string
     rotate = _value(text, "rotate")
     assert rotate and int(rotate) >= 180, f"logrotate keeps {rotate} days"
-    assert host.socket("tcp://0.0.0.0:514").is_listening, "not receiving on TCP 514"
-    return f"receives on TCP/UDP 514; logrotate keeps {rotate} days"
+    return f"logrotate keeps received logs {rotate} days"
 
 
 def _input_chain(host: Any) -> str:
@@ -461,7 +457,8 @@ CHECKS: dict[str, Check] = {
     "file-permissions": file_permissions,
     "audit-rules": audit_rules,
     "ssh-verbose-log": ssh_verbose_log,
-    "log-forwarding": log_forwarding,
+    "log-forwarding": log_shipping_tls,
+    "tls-log": log_receiver_tls,
     "log-retention": log_retention,
     "firewall-default-deny": firewall_default_deny,
     "ssh-only-from-bastion": ssh_only_from_bastion,

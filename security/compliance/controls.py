@@ -104,7 +104,8 @@ ITEMS: tuple[Item, ...] = (
         "log-forwarding",
         "安全审计",
         "8.1.4.3 c)",
-        "every log line goes to the central log host (TCP, queued)",
+        "every log line goes to the central log host over TLS only, each end showing a "
+        "certificate from the PKI (queued while it is away)",
         not_roles=("log",),
     ),
     Item(
@@ -236,6 +237,14 @@ ITEMS: tuple[Item, ...] = (
         "a database listening on the network serves TLS only: a client without it is refused, "
         "TLS 1.2/1.3, certificate from the PKI for the host's address with days left",
         roles=("vm",),
+    ),
+    Item(
+        "tls-log",
+        "数据完整性/保密性",
+        "8.1.2.2 a) b)",
+        "the log host receives over TLS only: TLS 1.2/1.3, its certificate from the PKI, "
+        "senders without a certificate refused, nothing on 514",
+        roles=("log",),
     ),
 )
 
