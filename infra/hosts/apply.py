@@ -106,12 +106,13 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
         return
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     if "hall" in groups:
-        from security.pki.hostcerts import edge_certs, edge_dir
+        from security.pki.hostcerts import edge_certs, edge_dir, service_name
         from security.pki.root import RootPaths
 
         groups["hall"].setdefault("vars", {}).update(
             {
                 "hall_upstreams": [f"{a}:{site.node_port}" for a in nodes],
+                "hall_upstream_tls_name": service_name(plan.spec, "hall", site.department),
                 "hall_tls_src_dir": str(edge_dir()),
                 "hall_tls_ca_file": str(RootPaths.default().cert),
             }

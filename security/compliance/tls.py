@@ -422,8 +422,51 @@ def edge_on_host(host: Any, ctx: Any) -> str:
     assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki hosts)"
     return (
         f"https://{name}: {', '.join(accepted)} only (refuses TLSv1, TLSv1.1), no weak suite, "
-        f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects"
+        f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects; "
+        + edge_to_cloud(host, ca)
     )
+
+
+EDGE_SITE = "/etc/nginx/sites-enabled/govcloud-hall.conf"
+
+
+def edge_to_cloud(host: Any, ca: str) -> str:
+    """The edge's leg into the cloud (通信传输 across zones): nginx verifies the pods'
+    certificate, and at least one node's port serves TLS that verifies to ``ca`` for the
+    service's name; none of them answers plain HTTP."""
+    conf = host.file(EDGE_SITE).content_string
+    for setting in ("proxy_pass https://", "proxy_ssl_verify on;"):
+        assert setting in conf, f"{EDGE_SITE}: no {setting!r}: the hall is reached without TLS"
+    name = (_value(conf, "proxy_ssl_name") or "").rstrip(";")
+    upstreams = [
+        line.split()[1] for line in conf.splitlines() if line.strip().startswith("server ")
+        and ":" in line.split()[1]
+    ]  # fmt: skip
+    assert name and upstreams, f"{EDGE_SITE}: no proxy_ssl_name or no upstream"
+    serving = []
+    for upstream in upstreams:
+        r = host.run(
+            f"timeout 5 openssl s_client -connect {upstream} -verify_hostname {name} "
+            f"-CAfile {ca} -verify_return_error </dev/null"
+        )
+        if r.rc == 0:
+            serving.append(upstream)
+        plain = host.run(
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{upstream}/"
+        )
+        assert plain.stdout.strip() in ("", "000"), (
+            f"{upstream} answers plain HTTP ({plain.stdout.strip()})"
+        )
+    assert serving, f"no node's port serves TLS verifying for {name}: {', '.join(upstreams)}"
+    return f"into the cloud over TLS to {name} ({len(serving)} of {len(upstreams)} nodes serving)"
+
+
+def _value(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == key:
+            return parts[1]
+    return None
 
 
 # -- log shipping (RFC 5425) ------------------------------------------------------------------

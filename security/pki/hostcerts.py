@@ -16,6 +16,11 @@ issued by the automation identity.
   ``tls.internal.allowed_domains`` (``web-1.govcloud.local``), which the log host permits; the
   log host's also carries its address, which senders connect to. From the PKI's ``internal``
   role (server and client use), kept apart from the database's (``state/pki/log``).
+- **Services on the cloud**: the hall's pods serve HTTPS to the edge, which forwards citizens
+  from the internet-access zone into the cloud and verifies the pods' certificate by the
+  service's name, ``<app>.<department>.<first internal domain>`` (``hall.dsjj.govcloud.local``).
+  One certificate per app (every replica the same), delivered through the department's OpenBao
+  path into the app's Secret; its "host" is the app. From the PKI's ``internal`` role.
 
 The automation identity's AppRole may issue from these two roles and nothing else of the PKI, so
 each issue is in OpenBao's audit log under the automation's token. :func:`ensure` issues what is
@@ -40,7 +45,7 @@ from security.pki.certs import Issued, check_request, issue, managed, why_renew
 from security.pki.plan import EDGE_ROLE, INTERNAL_ROLE, PkiPlan, make_pki_plan
 
 HALL_ROLE = "hall"
-EDGE, DATABASE, LOG = "edge", "database", "log"  # the uses, each in a directory of its own
+EDGE, DATABASE, LOG, SERVICE = "edge", "database", "log", "service"  # each its own directory
 LOG_ROLE = "log"  # the plan's role of the log host
 
 
@@ -50,7 +55,7 @@ class HostCert:
 
     host: str
     address: str
-    use: str  # EDGE, DATABASE or LOG
+    use: str  # EDGE, DATABASE, LOG or SERVICE
     role: str  # the PKI role it is issued from
     names: tuple[str, ...]  # names[0]: the host's own name, the certificate's file stem
     ips: tuple[str, ...] = ()
@@ -130,13 +135,31 @@ def log_peers(spec: Spec) -> list[str]:
     return [f"*.{d}" for d in spec.tls.internal.allowed_domains]
 
 
-USES = (EDGE, DATABASE, LOG)
+def service_name(spec: Spec, app: str, department: str) -> str:
+    """An app's name inside the cloud: ``<app>.<department>.<first internal domain>``."""
+    return f"{app}.{department}.{spec.tls.internal.allowed_domains[0]}"
+
+
+def service_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """The hall app's serving certificate (none when the spec puts no hall on a cloud)."""
+    from clusters.hallsite import hall_site
+
+    site = hall_site(spec)
+    if site is None:
+        return []
+    plan = make_pki_plan(spec)
+    names = (service_name(spec, "hall", site.department),)
+    _checked(plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", "the hall's pods")
+    return [HostCert("hall", "", SERVICE, INTERNAL_ROLE, names)]
+
+
+USES = (EDGE, DATABASE, LOG, SERVICE)
 
 
 def host_certs(spec: Spec, hosts: Sequence[Any], uses: Sequence[str] = USES) -> list[HostCert]:
     """Every host certificate the spec asks for, of the ``uses`` given: the edge's, the
-    database's, the logs'."""
-    made = {EDGE: edge_certs, DATABASE: database_certs, LOG: log_certs}
+    database's, the logs', the services'."""
+    made = {EDGE: edge_certs, DATABASE: database_certs, LOG: log_certs, SERVICE: service_certs}
     return [c for use in USES if use in uses for c in made[use](spec, hosts)]
 
 
