@@ -428,6 +428,41 @@ def exposure(text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+AIDE_CONFIG = "/etc/aide/govcloud.conf"
+AIDE_DB = "/var/lib/aide/govcloud.db"
+
+
+def file_integrity(host: Any, ctx: Context) -> str:
+    """AIDE: its configuration parses, a baseline exists, the sandboxed check is scheduled."""
+    r = host.run(f"aide --config-check --config={AIDE_CONFIG}")
+    assert r.rc == 0, f"{AIDE_CONFIG}: {(r.stdout + r.stderr).strip()[:160] or 'missing'}"
+    db = host.file(AIDE_DB)
+    assert db.exists and db.size > 0, f"no baseline at {AIDE_DB}"
+    assert db.user == "root" and db.mode & 0o077 == 0, f"{AIDE_DB} is {db.user} {db.mode:o}"
+    timer = host.service("govcloud-integrity.timer")
+    assert timer.is_enabled and timer.is_running, "the integrity check is not scheduled"
+    out = host.run("systemd-analyze security --no-pager govcloud-integrity.service").stdout
+    level = exposure(out)
+    assert level is not None and level <= MAX_EXPOSURE, f"the check's exposure is {level}"
+    taken = host.run(f"date -u -r {AIDE_DB} +%Y-%m-%dT%H:%MZ").stdout.strip()
+    return (
+        f"AIDE baseline {AIDE_DB} ({db.size} bytes, {taken}); govcloud-integrity.timer "
+        f"enabled, the check sandboxed (exposure {level}); findings to syslog (govcloud-aide)"
+    )
+
+
+def process_accounting(host: Any, ctx: Context) -> str:
+    """acct: the kernel records every process that ends, into a file only root and adm read."""
+    acct = host.service("acct")
+    assert acct.is_enabled and acct.is_running, "process accounting (acct) is off"
+    pacct = host.file("/var/log/account/pacct")
+    assert pacct.exists, "no /var/log/account/pacct"
+    assert pacct.mode & 0o007 == 0, f"/var/log/account/pacct is mode {pacct.mode:o}"
+    last = host.run("lastcomm 2>/dev/null | head -n 1").stdout.strip()
+    assert last, "no process recorded"
+    return f"acct on: /var/log/account/pacct ({pacct.size} bytes), last record: {last[:60]}"
+
+
 def services_sandboxed(host: Any, ctx: Context) -> str:
     found = []
     for unit in (*SANDBOXED, *SANDBOXED_BY_ROLE.get(ctx.role, ())):
@@ -480,4 +515,6 @@ CHECKS: dict[str, Check] = {
     "kernel-modules-disabled": kernel_modules_disabled,
     "login-banner": login_banner,
     "services-sandboxed": services_sandboxed,
+    "file-integrity": file_integrity,
+    "process-accounting": process_accounting,
 }

@@ -221,6 +221,19 @@ ITEMS: tuple[Item, ...] = (
         "read-only port",
         roles=("compute",),
     ),
+    Item(
+        "file-integrity",
+        "入侵防范",
+        "8.1.4.4 f)",
+        "AIDE keeps a baseline of programs and configuration; a scheduled, sandboxed check "
+        "reports every change to the log host",
+    ),
+    Item(
+        "process-accounting",
+        "安全审计",
+        "8.1.4.3 a)",
+        "process accounting (acct) records every command run, readable by root and adm only",
+    ),
     # citizens' traffic (通信传输: cryptographic protection of data in transit)
     Item(
         "tls-edge",
@@ -268,8 +281,8 @@ UNCHECKED: tuple[Unchecked, ...] = (
         "恶意代码防范",
         "8.1.4.5",
         "malicious-code protection",
-        "organisational on Linux servers: whitelisting and integrity checks are procured "
-        "separately; not checkable on a host",
+        "organisational on Linux servers: application whitelisting and anti-malware are "
+        "procured separately; the integrity check of programs is item file-integrity",
     ),
     Unchecked(
         "数据完整性/保密性",

@@ -33,6 +33,10 @@ def _kept(lab: Lab, log: str, host: str, text: str, wait: float = 30.0) -> bool:
     return False
 
 
+def _lines(lab: Lab, log: str, host: str, text: str) -> str:
+    return str(_sh(lab, log, f"grep -rhF -- '{text}' /var/log/remote/{host}/").stdout)
+
+
 def test_a_hosts_log_reaches_the_log_host_over_tls_and_nothing_plain_is_received(
     configured_lab: tuple[Any, Any], logs_shipped: Any
 ) -> None:
@@ -71,3 +75,28 @@ def test_the_compliance_report_shows_log_shipping_over_tls_with_evidence(
     assert r.returncode == 0, doc["failed"][:3]
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "over TLS (x509/name)" in report
+
+
+def test_a_changed_program_is_reported_to_the_log_host_once_by_the_integrity_check(
+    configured_lab: tuple[Any, Any], logs_shipped: Any
+) -> None:
+    """Issue 16, file integrity: a program added on a node is named by the next check in the
+    node's log on the log host; the check after that reports no change (the baseline rolled
+    forward), and the program's removal is reported in turn."""
+    target, _ = configured_lab
+    lab = Lab(target.plan.spec.name)
+    log = next(h for h in target.plan.hosts if h.role == "log")
+    probe = f"/usr/local/sbin/govcloud-probe-{secrets.token_hex(4)}"
+    check = "systemctl start govcloud-integrity.service"
+    assert _sh(lab, SENDER, check).returncode == 0  # the baseline is the host as it is now
+    assert _sh(lab, SENDER, f"printf '#!/bin/sh\\n' > {probe} && {check}").returncode == 0
+    assert _kept(lab, log.name, SENDER, probe)
+    assert "changed: f+" in _lines(lab, log.name, SENDER, probe)
+    assert _sh(lab, SENDER, check).returncode == 0
+    quiet = _sh(lab, SENDER, "journalctl -t govcloud-aide -n 1 -o cat").stdout
+    assert "no change since the last check" in quiet, quiet
+    assert _sh(lab, SENDER, f"rm {probe} && {check}").returncode == 0
+    deadline = time.monotonic() + 30
+    while "changed: f-" not in _lines(lab, log.name, SENDER, probe):
+        assert time.monotonic() < deadline, _lines(lab, log.name, SENDER, probe)
+        time.sleep(1)
