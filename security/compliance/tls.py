@@ -544,7 +544,11 @@ def log_receiver_tls(host: Any, ctx: Any) -> str:
     )
     name = _log_cert(host)
     address = ctx.address or "127.0.0.1"
-    certs = f"-cert {LOG_TLS_DIR}/{name}.crt -key {LOG_TLS_DIR}/{name}.key"
+    # a sender shows its chain, as rsyslog does (the log host trusts the root alone)
+    certs = (
+        f"-cert {LOG_TLS_DIR}/{name}.crt -key {LOG_TLS_DIR}/{name}.key "
+        f"-cert_chain {LOG_TLS_DIR}/{name}.chain.pem"
+    )
     accepted = []
     for version, ok, out in _versions(lambda *f: _log_s_client(host, address, name, certs, *f)):
         if ok:
