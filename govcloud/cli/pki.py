@@ -214,11 +214,12 @@ def hosts(
     json: JsonOpt = False,
 ) -> None:
     """The hosts' own certificates (security.pki.hostcerts): each hall host's edge certificate,
-    the hall database's, and every host's for shipping its logs. Issue, as the automation
-    identity, each one missing, no longer carrying the spec's names, or due for renewal, then
-    put them on their hosts: the hall play for the edge and the database (nginx and PostgreSQL
-    reload: no connection is dropped), the logs play for the logs (rsyslog restarts; senders
-    queue meanwhile). Nothing is asked of OpenBao, and no host is touched, when every one is
+    the hall database's, every host's for shipping its logs, and the hall pods' own. Issue, as
+    the automation identity, each one missing, no longer carrying the spec's names, or due for
+    renewal, then put them in place: the hall play for the edge and the database (nginx and
+    PostgreSQL reload: no connection is dropped), the logs play for the logs (rsyslog
+    restarts; senders queue meanwhile), the hall's publication for its pods (OpenBao, then a
+    rolling restart). Nothing is asked of OpenBao, and nothing is touched, when every one is
     good."""
     from infra.hosts.apply import lab_credentials, prepare
     from infra.hosts.runner import RunResult, run_playbook
@@ -241,11 +242,18 @@ def hosts(
                     run_playbook(playbook, target.inventory, target.connection, limit=on),
                 )
     played = [r for _on, r in plays.values()]
+    republished = None
+    if any(r.action == "issued" and r.use == hostcerts.SERVICE for r in results):
+        from clusters.hallapp import publish_hall
+
+        with console.status("the hall's pods take their new certificate (rolling restart)"):
+            republished = publish_hall(s, target.plan.hosts).rollout
     if json:
         print_json(
             {
                 "certificates": [r.as_dict() for r in results],
                 "deployed": None if not played else all(r.ok for r in played),
+                "hall_rollout": republished,
             }
         )
     else:
@@ -256,6 +264,8 @@ def hosts(
             console.print(f"[{colour}]{r.action}[/] {escape(r.stem)} ({escape(where)}){why}")
         for playbook, (on, result) in plays.items():
             console.print(f"{playbook} on {on}: {result.status}")
+        if republished is not None:
+            console.print(f"the hall's pods: {escape(str(republished.get('message', '')))}")
     if not all(r.ok for r in played):
         for f in [f for r in played for f in r.failures][:5]:
             err_console.print(

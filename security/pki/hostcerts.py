@@ -101,7 +101,7 @@ def database_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
     if db is None:
         return []
     plan = make_pki_plan(spec)
-    names = (f"{db.name}.{spec.tls.internal.allowed_domains[0]}",)
+    names = (internal_name(spec, db.name),)
     _checked(
         plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", f"the database on {db.name}"
     )
