@@ -97,7 +97,7 @@ def test_compliance_passes_with_evidence_for_every_control(
     configured_lab: tuple[Any, Any], cloud: Any, logs_shipped: Any, tmp_path: Path
 ) -> None:
     """Every control on every host, the cluster's control plane and nodes included."""
-    result = govcloud("compliance", "check", "--report", str(tmp_path), "--json")
+    result = govcloud("compliance", "check", "--report", str(tmp_path), "--json", timeout=600)
     doc = json.loads(result.stdout)
     assert result.returncode == 0, doc["failed"][:5]
     report_text = (tmp_path / "report.md").read_text(encoding="utf-8")
