@@ -331,6 +331,20 @@ def _versions(handshake: Callable[..., tuple[bool, str]]) -> list[tuple[str, boo
     return out
 
 
+def _accepted_versions(handshake: Callable[..., tuple[bool, str]]) -> list[str]:
+    """The versions ``handshake`` (see :func:`_versions`) got through, which must be TLS 1.2
+    and 1.3 alone; a wanted version refused for want of a verifying chain says so."""
+    accepted = []
+    for version, ok, out in _versions(handshake):
+        if ok:
+            accepted.append(version)
+        elif version in ACCEPTED_VERSIONS:
+            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
+            assert not why, f"the certificate does not verify to the PKI root: {why}"
+    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    return accepted
+
+
 def _pg_s_client(host: Any, address: str, port: int, ca: str, *flags: str) -> tuple[bool, str]:
     """One TLS handshake with a PostgreSQL (STARTTLS), verified for ``address`` against ``ca``."""
     r = host.run(
@@ -352,14 +366,7 @@ def database_tls(host: Any, address: str, port: int, ca: str) -> str:
     assert "no encryption" in r.stderr, (
         f"a login without TLS was not refused for want of it: {r.stderr.strip()[:200]}"
     )
-    accepted = []
-    for version, ok, out in _versions(lambda *f: _pg_s_client(host, address, port, ca, *f)):
-        if ok:
-            accepted.append(version)
-        elif version in ACCEPTED_VERSIONS:
-            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
-            assert not why, f"the certificate does not verify to the PKI root: {why}"
-    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    accepted = _accepted_versions(lambda *f: _pg_s_client(host, address, port, ca, *f))
     end = host.run(
         f"timeout 10 openssl s_client -starttls postgres -connect {address}:{port} "
         "</dev/null 2>/dev/null | openssl x509 -noout -enddate"
@@ -549,14 +556,7 @@ def log_receiver_tls(host: Any, ctx: Any) -> str:
         f"-cert {LOG_TLS_DIR}/{name}.crt -key {LOG_TLS_DIR}/{name}.key "
         f"-cert_chain {LOG_TLS_DIR}/{name}.chain.pem"
     )
-    accepted = []
-    for version, ok, out in _versions(lambda *f: _log_s_client(host, address, name, certs, *f)):
-        if ok:
-            accepted.append(version)
-        elif version in ACCEPTED_VERSIONS:
-            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
-            assert not why, f"the certificate does not verify to the PKI root: {why}"
-    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    accepted = _accepted_versions(lambda *f: _log_s_client(host, address, name, certs, *f))
     anonymous, _ = _log_s_client(host, address, name, "-tls1_2")
     assert not anonymous, "a sender without a certificate was let in"
     days = _cert_verifies(host, name)

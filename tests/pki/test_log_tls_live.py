@@ -16,12 +16,9 @@ from pathlib import Path
 
 import jinja2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from govcloud.spec import load_spec
+from govcloud.toolchain import pki as files
 from security.pki import hostcerts
 from tests.pki.conftest import LAB, ROOT, Pki
 from tests.toolchain.conftest import free_ports
@@ -207,31 +204,15 @@ def _speaks(port: int, ctx: ssl.SSLContext, line: str) -> bool:
 
 
 def _foreign_cert(tmp_path: Path) -> Path:
-    """A certificate with a permitted name, self-signed: not from the cloud's PKI."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SENDER)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SENDER)]), critical=False)
-        .sign(key, hashes.SHA256())
+    """A certificate with a permitted name from a CA made here: not from the cloud's PKI."""
+    key, cert = files.issue(
+        *files.make_ca("elsewhere"),
+        files.CertRequest("sender", SENDER, dns_names=(SENDER,), client=True),
     )
     out = tmp_path / "foreign"
     out.mkdir()
-    (out / f"{SENDER}.fullchain.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (out / f"{SENDER}.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    (out / f"{SENDER}.fullchain.pem").write_bytes(files.cert_pem(cert))
+    files.write_private(out / f"{SENDER}.key", files.key_pem(key))
     return out
 
 
