@@ -143,25 +143,27 @@ def shipping(pki: Pki, tmp_path: Path) -> Iterator[Shipping]:
             loghost_tls_peers=hostcerts.log_peers(spec),
         ),
     )
-    _wait_port(receive_port)
-    sender = Rsyslog(
-        tmp_path / "sender",
-        f'module(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="{input_port}")',
-        _render(
-            ROLES / "logship" / "templates" / "forward.conf.j2",
-            logship_loghost="127.0.0.1",
-            logship_port=receive_port,
-            logship_loghost_name=LOGHOST,
-            logship_tls_name=SENDER,
-            logship_tls_dest_dir=str(sender_tls),
-            logship_queue_size=1000,
-        ),
-    )
-    _wait_port(input_port)
+    sender = None
     try:
+        _wait_port(receive_port)
+        sender = Rsyslog(
+            tmp_path / "sender",
+            f'module(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="{input_port}")',
+            _render(
+                ROLES / "logship" / "templates" / "forward.conf.j2",
+                logship_loghost="127.0.0.1",
+                logship_port=receive_port,
+                logship_loghost_name=LOGHOST,
+                logship_tls_name=SENDER,
+                logship_tls_dest_dir=str(sender_tls),
+                logship_queue_size=1000,
+            ),
+        )
+        _wait_port(input_port)
         yield Shipping(receive_port, input_port, received, loghost_tls, sender_tls)
     finally:
-        sender.stop()
+        if sender is not None:
+            sender.stop()
         log.stop()
 
 
