@@ -214,11 +214,7 @@ class LogShipping(pulumi.ComponentResource):
         self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("govcloud:index:LogShipping", name, None, opts)
-        self.play = (
-            _play("logs", "logs.yml", args, self, args.after)
-            if (PLAYBOOKS / "logs.yml").is_file()
-            else None
-        )
+        self.play = _play("logs", "logs.yml", args, self, args.after)
         self.register_outputs({})
 
 

@@ -69,11 +69,11 @@ def _log_vars(plan: Plan, inv: dict[str, Any]) -> None:
     sends to the log host with its own certificate from the PKI, which the log host asks for;
     the log host keeps its own logs. Until a host's certificate is issued (the automation
     identity does it after identity apply), the roles configure no shipping at all."""
-    from security.pki.hostcerts import LOG, cert_dir, log_certs, log_peers
+    from security.pki.hostcerts import LOG, LOG_ROLE, cert_dir, log_certs, log_peers
     from security.pki.root import RootPaths
 
     certs = {c.host: c for c in log_certs(plan.spec, plan.hosts)}
-    host = next((h for h in plan.hosts if h.role == "log"), None)
+    host = next((h for h in plan.hosts if h.role == LOG_ROLE), None)
     if host is None:
         return
     log = certs[host.name]

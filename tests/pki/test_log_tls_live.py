@@ -83,6 +83,25 @@ class Rsyslog:
         self.proc.wait(10)
 
 
+def _sender(where: Path, input_port: int, log_port: int, loghost_name: str, tls: Path) -> Rsyslog:
+    """A sender running the logship role's forward, taking lines on a plain loopback input
+    (standing in for its local programs) and shipping them to the log host on ``log_port``,
+    which must show a certificate for ``loghost_name``."""
+    return Rsyslog(
+        where,
+        f'module(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="{input_port}")',
+        _render(
+            ROLES / "logship" / "templates" / "forward.conf.j2",
+            logship_loghost="127.0.0.1",
+            logship_port=log_port,
+            logship_loghost_name=loghost_name,
+            logship_tls_name=SENDER,
+            logship_tls_dest_dir=str(tls),
+            logship_queue_size=1000,
+        ),
+    )
+
+
 def _wait_port(port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,19 +165,7 @@ def shipping(pki: Pki, tmp_path: Path) -> Iterator[Shipping]:
     sender = None
     try:
         _wait_port(receive_port)
-        sender = Rsyslog(
-            tmp_path / "sender",
-            f'module(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="{input_port}")',
-            _render(
-                ROLES / "logship" / "templates" / "forward.conf.j2",
-                logship_loghost="127.0.0.1",
-                logship_port=receive_port,
-                logship_loghost_name=LOGHOST,
-                logship_tls_name=SENDER,
-                logship_tls_dest_dir=str(sender_tls),
-                logship_queue_size=1000,
-            ),
-        )
+        sender = _sender(tmp_path / "sender", input_port, receive_port, LOGHOST, sender_tls)
         _wait_port(input_port)
         yield Shipping(receive_port, input_port, received, loghost_tls, sender_tls)
     finally:
@@ -252,18 +259,9 @@ def test_a_sender_ships_nothing_to_a_log_host_without_the_expected_name(
     PKI (a stolen key of any host, say) gets nothing."""
     spec = load_spec(LAB)
     (port,) = free_ports(1)
-    other = Rsyslog(
-        tmp_path / "sender-2",
-        f'module(load="imtcp")\ninput(type="imtcp" address="127.0.0.1" port="{port}")',
-        _render(
-            ROLES / "logship" / "templates" / "forward.conf.j2",
-            logship_loghost="127.0.0.1",
-            logship_port=shipping.receive_port,
-            logship_loghost_name=f"impostor.{spec.tls.internal.allowed_domains[0]}",
-            logship_tls_name=SENDER,
-            logship_tls_dest_dir=str(shipping.sender_tls),
-            logship_queue_size=1000,
-        ),
+    impostor = f"impostor.{spec.tls.internal.allowed_domains[0]}"
+    other = _sender(
+        tmp_path / "sender-2", port, shipping.receive_port, impostor, shipping.sender_tls
     )
     try:
         _wait_port(port)
