@@ -64,6 +64,7 @@ def test_each_hall_host_gets_its_own_certificate_for_every_hall_name() -> None:
 def test_ensure_issues_once_then_only_what_is_due_or_renamed(pki: Pki, tmp_path: Path) -> None:
     spec = load_spec(LAB)
     calls: list[int] = []
+
     def ensure(**kw: Any) -> list[hostcerts.HostResult]:
         return hostcerts.ensure(
             spec, HOSTS, lambda: _login(pki, calls), root=tmp_path, uses=["edge"], **kw
