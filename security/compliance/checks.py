@@ -451,6 +451,32 @@ def file_integrity(host: Any, ctx: Context) -> str:
     )
 
 
+SECURITY_LISTS = "/var/lib/apt/lists/*_debian-security_dists_*_InRelease"
+
+
+def pending_security(simulation: str) -> list[str]:
+    """The packages ``apt-get -s dist-upgrade`` would update from a security archive."""
+    return [
+        line.split()[1]
+        for line in simulation.splitlines()
+        if line.startswith("Inst ") and "-security" in line
+    ]
+
+
+def patch_level(host: Any, ctx: Context) -> str:
+    """No installed package has a fixed security update pending, against the security
+    archive's lists the host carries (hosts reach no mirror: the lists are the image's)."""
+    lists = host.run(f"grep -h -m1 '^Date:' {SECURITY_LISTS}")
+    assert lists.rc == 0 and lists.stdout.strip(), "apt's lists hold no security archive"
+    sim = host.run("apt-get -s -o Debug::NoLocking=1 dist-upgrade")
+    assert sim.rc == 0, f"apt-get -s dist-upgrade: {sim.stderr.strip()[:160]}"
+    pending = pending_security(sim.stdout)
+    assert not pending, f"{len(pending)} security update(s) pending: {', '.join(pending[:6])}"
+    of = lists.stdout.strip().splitlines()[0].removeprefix("Date:").strip()
+    count = host.run("dpkg-query -W -f '.' | wc -c").stdout.strip()
+    return f"{count} packages installed, no security update pending (security archive of {of})"
+
+
 def process_accounting(host: Any, ctx: Context) -> str:
     """acct: the kernel records every process that ends, into a file only root and adm read."""
     acct = host.service("acct")
@@ -516,5 +542,6 @@ CHECKS: dict[str, Check] = {
     "login-banner": login_banner,
     "services-sandboxed": services_sandboxed,
     "file-integrity": file_integrity,
+    "patch-level": patch_level,
     "process-accounting": process_accounting,
 }

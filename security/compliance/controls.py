@@ -124,7 +124,7 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "ssh-only-from-bastion",
         "入侵防范",
-        "8.1.4.4 e)",
+        "8.1.4.4 c)",
         "SSH accepted only from the bastion (management terminals restricted by address)",
         not_roles=("bastion",),
     ),
@@ -227,6 +227,13 @@ ITEMS: tuple[Item, ...] = (
         "8.1.4.4 f)",
         "AIDE keeps a baseline of programs and configuration; a scheduled, sandboxed check "
         "reports every change to the log host",
+    ),
+    Item(
+        "patch-level",
+        "入侵防范",
+        "8.1.4.4 e)",
+        "no installed package has a security update pending: the image carries the security "
+        "archive's lists and every fix in them",
     ),
     Item(
         "process-accounting",
