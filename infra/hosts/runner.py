@@ -164,6 +164,17 @@ def _message(res: dict[str, Any]) -> str:
     return json.dumps(res)[:400]
 
 
+def retry_unreachable(run: RunResult, again: Callable[[str], RunResult]) -> RunResult:
+    """Hosts a run could not reach get one more try, limited to them, when no host failed:
+    the bastion turns some away while many connections start (sshd's MaxStartups), and a run
+    started right after an interrupted one can find a connection it shared gone. ``again``
+    runs the play limited to the hosts given; what it returns is the result for those."""
+    down = [h.host for h in run.hosts.values() if h.status == "unreachable"]
+    if not down or any(h.status == "failed" for h in run.hosts.values()):
+        return run
+    return again(",".join(down))
+
+
 def run_playbook(
     playbook: str,
     inventory: dict[str, Any],
