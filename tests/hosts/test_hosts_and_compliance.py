@@ -108,30 +108,31 @@ def test_compliance_passes_with_evidence_for_every_control(
 def test_a_non_compliant_host_fails_naming_each_control_and_apply_puts_them_back(
     configured_lab: tuple[Any, Any], logs_shipped: Any, tmp_path: Path
 ) -> None:
-    """Two items undone on hall-2: root login allowed again (baseline) and rsyslog's sandboxing
-    taken away (hardening). The check fails naming the host and those two items alone (the
-    others still hold); the fingerprint sees both, so the next apply restores them."""
+    """Two items undone on a department's VM (a host whose items need nothing but the site and
+    the logs): root login allowed again (baseline) and rsyslog's sandboxing taken away
+    (hardening). The check fails naming the host and those two items alone (the others still
+    hold); the fingerprint sees both, so the next apply restores them."""
     target, _ = configured_lab
     lab = Lab(target.plan.spec.name)
     undo = ("sed -i 's/^PermitRootLogin no/PermitRootLogin yes/' /etc/ssh/sshd_config"
             " && systemctl reload ssh"
             " && rm /etc/systemd/system/rsyslog.service.d/govcloud-sandbox.conf"
             " && systemctl daemon-reload && systemctl restart rsyslog")  # fmt: skip
-    assert lab.exec("hall-2", ["sh", "-c", undo]).returncode == 0
+    assert lab.exec("mzt-vm-1", ["sh", "-c", undo]).returncode == 0
     try:
         result = govcloud(
-            "compliance", "check", "--report", str(tmp_path), "--limit", "hall-2", "--json"
+            "compliance", "check", "--report", str(tmp_path), "--limit", "mzt-vm-1", "--json"
         )
         doc = json.loads(result.stdout)
         assert result.returncode == 1
         assert sorted((f["host"], f["item"]) for f in doc["failed"]) == [
-            ("hall-2", "services-sandboxed"),
-            ("hall-2", "ssh-no-root"),
+            ("mzt-vm-1", "services-sandboxed"),
+            ("mzt-vm-1", "ssh-no-root"),
         ]
-        assert "hall-2" in (tmp_path / "report.md").read_text(encoding="utf-8")
+        assert "mzt-vm-1" in (tmp_path / "report.md").read_text(encoding="utf-8")
     finally:
-        assert apply(target, limit="hall-2").ok  # the fingerprint sees both: a full run
-    again = govcloud("compliance", "check", "--report", str(tmp_path), "--limit", "hall-2")
+        assert apply(target, limit="mzt-vm-1").ok  # the fingerprint sees both: a full run
+    again = govcloud("compliance", "check", "--report", str(tmp_path), "--limit", "mzt-vm-1")
     assert again.returncode == 0, again.stdout[-2000:]
 
 
