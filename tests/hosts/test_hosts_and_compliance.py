@@ -118,7 +118,8 @@ def test_a_non_compliant_host_fails_naming_each_control_and_apply_puts_them_back
             " && systemctl reload ssh"
             " && rm /etc/systemd/system/rsyslog.service.d/govcloud-sandbox.conf"
             " && systemctl daemon-reload && systemctl restart rsyslog")  # fmt: skip
-    assert lab.exec("mzt-vm-1", ["sh", "-c", undo]).returncode == 0
+    # rsyslog's stop waits while its forward has messages in flight: up to systemd's 90 s
+    assert lab.exec("mzt-vm-1", ["sh", "-c", undo], timeout=150).returncode == 0
     try:
         result = govcloud(
             "compliance", "check", "--report", str(tmp_path), "--limit", "mzt-vm-1", "--json"
