@@ -59,14 +59,12 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
         )
 
     result = play(props.get("limit") or None)
-    statuses = {h.host: h.status for h in result.hosts.values()}
     if not check:  # a refresh reports an unreachable host as it is
         result = retry_unreachable(result, play)
-        statuses.update({h.host: h.status for h in result.hosts.values()})
     if not check and not result.ok:
         detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
         raise OperationError(f"{props['playbook']} failed: {detail}")
-    return statuses
+    return {h.host: h.status for h in result.hosts.values()}
 
 
 def _stderr(message: str) -> None:
