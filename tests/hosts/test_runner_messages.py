@@ -1,5 +1,5 @@
 """How a failed task is reported: the words a user needs, not Ansible's generic ones; which
-hosts get another try."""
+hosts get another try; where a run's SSH connections live (their own, and their sockets fit)."""
 
 from __future__ import annotations
 

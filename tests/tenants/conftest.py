@@ -50,18 +50,13 @@ def running_cluster(state: Path) -> Iterator[TenantCluster]:
             locate(name)
         except Exception as exc:  # the toolchain says what is missing and how to get it
             pytest.fail(str(exc), pytrace=False)
-    for _attempt in range(3):  # a free port can be taken by another process before it binds
-        etcd, _peer, api, cm = free_ports(4)
-        r = govcloud(
-            "k8s", "up", "--state-dir", str(state), "--api-port", str(api),
-            "--etcd-port", str(etcd), "--controller-manager-port", str(cm), "--json",
-        )  # fmt: skip
-        if r.returncode == 0:
-            break
-        govcloud("k8s", "down", "--state-dir", str(state))
-        if "address already in use" not in r.stdout + r.stderr:
-            break
+    etcd, _peer, api, cm = free_ports(4)
+    r = govcloud(
+        "k8s", "up", "--state-dir", str(state), "--api-port", str(api),
+        "--etcd-port", str(etcd), "--controller-manager-port", str(cm), "--json",
+    )  # fmt: skip
     if r.returncode != 0:
+        govcloud("k8s", "down", "--state-dir", str(state))
         pytest.fail(f"govcloud k8s up failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     info = json.loads(r.stdout)
     pids = [c["pid"] for c in info["components"].values()]
