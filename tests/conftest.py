@@ -104,6 +104,9 @@ def configured_lab(spec_lab: Any) -> Iterator[tuple[Any, Any]]:
 # the lab's cluster (session-scoped), for the cluster tests and the host compliance tests
 from tests.cloudlab import cloud  # noqa: E402, F401
 
+# the hall on the lab's cloud (session-scoped), for the hall's tests and the stack test
+from tests.halllab import hall_lab  # noqa: E402, F401
+
 # the lab's identity system (session-scoped), for the identity tests and the hall on the cloud
 from tests.identitylab import identity_lab  # noqa: E402, F401
 

@@ -44,7 +44,12 @@ def deploy_cluster(props: dict[str, Any]) -> dict[str, Any]:
         raise OperationError(f"cluster.yml failed ({result.run.status}): {failed}")
     if not result.ok:
         raise OperationError(f"nodes not Ready: {result.nodes}")
-    return {"nodes": result.nodes, "kubeconfig": str(target.kubeconfig)}
+    return {
+        "nodes": result.nodes,
+        "kubeconfig": str(target.kubeconfig),
+        "changed": result.run.changed,  # tasks cluster.yml changed (0: found as planned)
+        "blobs_sent": sum(result.images.values()),  # 0: every platform image was there
+    }
 
 
 def cluster_nodes(props: dict[str, Any]) -> dict[str, str]:

@@ -43,6 +43,10 @@ def deploy_identity(props: dict[str, Any]) -> dict[str, Any]:
         "host_certificates": report.host_certificates,
         "root_revoked": report.root_revoked,
         "changed": len(report.identity.get("changed", [])),
+        # what each of the procedure's plays changed, per host (nothing: it found them as planned)
+        "plays": {
+            run.playbook: {h.host: h.changed for h in run.hosts.values()} for run in report.runs
+        },
     }
 
 

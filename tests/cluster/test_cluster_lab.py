@@ -45,14 +45,10 @@ def _pods(cloud: Cloud, app: Any, code: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_nodes_are_ready_and_a_second_apply_changes_nothing(cloud: Cloud) -> None:
-    from clusters.cloud.apply import apply
-
+def test_nodes_are_ready_and_the_cluster_status_says_so(cloud: Cloud) -> None:
+    """A second apply changing nothing (and pushing no image again) is checked by the stack
+    test (tests/pulumi), whose converge finds every procedure as planned."""
     assert cloud.first.nodes == {"compute-1": "Ready", "compute-2": "Ready"}
-    again = apply(cloud.target)
-    assert again.ok
-    assert again.run.changed == 0, again.run.as_dict()
-    assert set(again.images.values()) == {0}  # every platform image already in the registry
     r = govcloud("cluster", "status", str(LAB_SPEC), "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["dns"]["ready"] == 2
@@ -245,7 +241,7 @@ def test_admission_refuses_real_pods(
 def test_a_stopped_node_loses_its_pods_to_the_other_and_rejoins(
     cloud: Cloud, hello: dict[str, Any]
 ) -> None:
-    from clusters.cloud.apply import apply, node_states
+    from clusters.cloud.apply import node_states
     from infra.lab.lab import Lab
 
     lab = Lab("lab")
@@ -266,8 +262,6 @@ def test_a_stopped_node_loses_its_pods_to_the_other_and_rejoins(
     while node_states(cloud.admin, cloud.target.plan)["compute-2"] != "Ready":
         assert time.monotonic() < deadline, "compute-2 did not rejoin"
         time.sleep(2)
-    again = apply(cloud.target)
-    assert again.ok and again.run.changed == 0, again.run.as_dict()
     print(f"pods recreated on the other node in {moved:.0f} s")
 
 

@@ -468,17 +468,3 @@ def test_shares_are_kept_0600_and_the_root_token_is_revoked(identity_lab: Identi
     creds = identity_lab.paths.credentials_file
     assert creds.stat().st_mode & 0o777 == 0o600
     assert identity_lab.paths.secrets.stat().st_mode & 0o777 == 0o700
-
-
-def test_a_second_identity_apply_changes_nothing(identity_lab: IdentityLab) -> None:
-    from security.identity.deploy import deploy
-
-    report = deploy(identity_lab.spec).as_dict()
-    assert report["identity"]["changed"] == []  # OpenBao: mounts, policies, groups, users, MFA
-    assert report["host_certificates"] == 0  # every host certificate still good
-    ours = {"bastion", "bao-1", "bao-2", "bao-3"}  # hosts nobody else reconfigures
-    for run in report["runs"]:
-        assert run["status"] == "successful", run["failures"]
-        changed = {h["host"]: h["changed"] for h in run["hosts"] if h["host"] in ours}
-        assert not any(changed.values()), (run["playbook"], changed)
-    print("second apply: " + ", ".join(f"{r['playbook']} {r['seconds']} s" for r in report["runs"]))
