@@ -21,6 +21,7 @@ BENCHES = [
     "hall_tls",
     "pulumi_preview",
     "hosts_apply",
+    "ansible_strategy",
     "tenants_apply",
     "pod_startup",
     "identity_ssh",

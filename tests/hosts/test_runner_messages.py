@@ -13,6 +13,7 @@ from infra.hosts.runner import (
     RunResult,
     _message,
     control_dir,
+    mitogen_strategies,
     retry_unreachable,
 )
 from security.access.ssh_config import Layout, private_dir
@@ -100,3 +101,7 @@ def test_a_socket_directory_someone_else_can_open_is_refused(tmp_path: Path) -> 
     with pytest.raises(OperationError, match="this user's alone"):
         private_dir(shared)
     assert private_dir(tmp_path / "own").stat().st_mode & 0o777 == 0o700
+
+
+def test_mitogens_linear_strategy_is_found_where_govcloud_installed_it() -> None:
+    assert (mitogen_strategies() / "mitogen_linear.py").is_file()
