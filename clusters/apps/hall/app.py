@@ -105,8 +105,9 @@ class Config:
     session_hours: int = 8
     faults: str = ""
     warn_days: int = 1
-    #: seconds the public catalog's hot reads are kept in the process (0: off; see cache.py)
-    read_cache_s: int = 10
+    #: seconds the public catalog's hot reads are kept in the process at most (0: off): any
+    #: write to the catalog drops them within about a second anyway (see cache.py)
+    read_cache_s: int = 300
     #: the pages' cookies carry Secure; HALL_COOKIE_SECURE=0 drops it, allowed only on loopback
     #: (a plain-HTTP client there, e.g. a cookie jar that keeps Secure cookies to HTTPS)
     cookie_secure: bool = True

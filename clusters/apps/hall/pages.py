@@ -128,7 +128,7 @@ class Pages:
         self.csrf_cookie = f"{prefix}hall_csrf"
         self.elder_cookie = f"{prefix}hall_elder"
         self.meter = RenderMeter()
-        self._depts: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self._depts: tuple[float, int, list[dict[str, Any]]] = (0.0, 0, [])
 
     def add_routes(self, r: web.UrlDispatcher) -> None:
         get, post = r.add_get, r.add_post
@@ -356,11 +356,14 @@ class Pages:
         )  # fmt: skip
 
     async def departments(self) -> list[dict[str, Any]]:
-        at, depts = self._depts
-        if time.monotonic() - at > 60 or not depts:
+        """The departments, kept a minute, and dropped with the read cache (a page's content
+        rendered with them is kept there)."""
+        at, since, depts = self._depts
+        if time.monotonic() - at > 60 or since != self.hall.cache.generation or not depts:
+            since = self.hall.cache.generation
             rows = await self.hall.pool.fetch("SELECT code, name FROM departments ORDER BY code")
             depts = [dict(r) for r in rows]
-            self._depts = (time.monotonic(), depts)
+            self._depts = (time.monotonic(), since, depts)
         return depts
 
     def _ancestors_of(self, code: str) -> Any:
@@ -406,6 +409,7 @@ class Pages:
             return [dict(r) for r in rows]
 
         cache = self.hall.cache
+        since = cache.generation  # the content is kept only if nothing was dropped meanwhile
         key = None if query["q"] else ("body-site", code, query["dept"], query["kind"], page)
         body: Markup | None = cache.get(key)
         if body is not None:  # the content is rendered already: the title and crumbs only
@@ -438,25 +442,27 @@ class Pages:
             def build() -> Markup:
                 return views.site_body(site, children, depts, items[:PAGE_SIZE], query, page, more)
 
-            return self.render(request, self._cached_page, site["name"], key, build)
+            return self.render(request, self._cached_page, site["name"], key, build, since)
         return self.render(request, views.layout, site["name"], body)
 
     async def guide(self, request: web.Request) -> web.Response:
+        since = self.hall.cache.generation
         g = await self.hall.guide_of(request.match_info["item"])
         request["crumbs"] = [("/", "首页"), (f"/sites/{g['site_code']}", g["site_name"])]
         return self.render(
             request, self._cached_page, g["name"], ("body-guide", g["code"]),
-            lambda: views.guide_body(g),
+            lambda: views.guide_body(g), since,
         )  # fmt: skip
 
-    def _cached_page(self, v: View, title: str, key: Any, build: Any) -> Markup:
+    def _cached_page(self, v: View, title: str, key: Any, build: Any, since: int) -> Markup:
         """The page around content that is the same for every caller: the content is rendered
-        once and kept in the read cache (with the data it shows), the frame per request."""
+        once and kept in the read cache (with the data it shows, when the cache has not been
+        dropped since ``since``, taken before that data was read), the frame per request."""
         cache = self.hall.cache
         body: Markup | None = cache.get(key)
         if body is None:
             body = build()
-            cache.put(key, body)
+            cache.put(key, body, since)
         return views.layout(v, title, body)
 
     # -- accounts ------------------------------------------------------------------------------
