@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clusters.apps.hall.app import Config, parse_faults
+from clusters.apps.hall.app import HOT_ROUTES, Config, Hall, parse_faults
 from clusters.apps.hall.codes import (
     level_of_path,
     make_case_code,
@@ -77,6 +77,14 @@ def test_the_event_loop_is_uvloop_when_installed_and_asyncio_when_asked() -> Non
                 install_loop("uvloop")
     finally:
         asyncio.set_event_loop_policy(policy)
+
+
+def test_the_hot_routes_are_tried_first_and_a_path_no_route_has_last() -> None:
+    app = Hall(Config()).make_app()
+    names = [resource.name for resource in app.router.resources()]
+    assert names[: len(HOT_ROUTES)] == list(HOT_ROUTES)
+    assert names[-1] == "unmatched" and len(names) == len(set(names))
+    assert {"healthz", "page_home", "admin_faults_set", "page_overdue"} <= set(names)
 
 
 def test_faults_parse() -> None:

@@ -41,6 +41,7 @@ from .app import (
     SUPERVISOR_ROLES,
     Hall,
     Problem,
+    Route,
     applicant,
     case_code,
     staff_with,
@@ -130,34 +131,35 @@ class Pages:
         self.meter = RenderMeter()
         self._depts: tuple[float, int, list[dict[str, Any]]] = (0.0, 0, [])
 
-    def add_routes(self, r: web.UrlDispatcher) -> None:
-        get, post = r.add_get, r.add_post
-        get("/", self.home, name="page_home")
-        get("/static/{name}", self.static, name="page_static")
-        get("/favicon.ico", self.favicon, name="page_favicon")
-        post("/mode", self.mode, name="page_mode")
-        get("/levels/{level}", self.level, name="page_level")
-        get("/sites/{site}", self.site, name="page_site")
-        get("/items/{item}", self.guide, name="page_guide")
-        get("/items/{item}/apply", self.apply_form, name="page_apply_form")
-        post("/items/{item}/apply", self.apply, name="page_apply")
-        get("/register", self.register_form, name="page_register_form")
-        post("/register", self.register, name="page_register")
-        get("/login", self.login_form, name="page_login_form")
-        post("/login", self.login, name="page_login")
-        post("/logout", self.logout, name="page_logout")
-        get("/my/cases", self.my_cases, name="page_my_cases")
-        get("/progress", self.lookup, name="page_lookup")
-        get("/cases/{code}", self.case, name="page_case")
-        post("/cases/{code}/supplement", self.supplement, name="page_supplement")
-        post("/cases/{code}/rating", self.rate, name="page_rate")
-        get("/staff", self.staff_home, name="page_staff_home")
-        get("/staff/login", self.staff_login_form, name="page_staff_login_form")
-        post("/staff/login", self.staff_login, name="page_staff_login")
-        get("/staff/queue", self.queue, name="page_queue")
-        get("/staff/cases/{code}", self.staff_case, name="page_staff_case")
-        post("/staff/cases/{code}/{action}", self.act, name="page_act")
-        get("/staff/overdue", self.overdue, name="page_overdue")
+    def routes(self) -> list[Route]:
+        return [
+            ("GET", "/", self.home, "page_home"),
+            ("GET", "/static/{name}", self.static, "page_static"),
+            ("GET", "/favicon.ico", self.favicon, "page_favicon"),
+            ("POST", "/mode", self.mode, "page_mode"),
+            ("GET", "/levels/{level}", self.level, "page_level"),
+            ("GET", "/sites/{site}", self.site, "page_site"),
+            ("GET", "/items/{item}", self.guide, "page_guide"),
+            ("GET", "/items/{item}/apply", self.apply_form, "page_apply_form"),
+            ("POST", "/items/{item}/apply", self.apply, "page_apply"),
+            ("GET", "/register", self.register_form, "page_register_form"),
+            ("POST", "/register", self.register, "page_register"),
+            ("GET", "/login", self.login_form, "page_login_form"),
+            ("POST", "/login", self.login, "page_login"),
+            ("POST", "/logout", self.logout, "page_logout"),
+            ("GET", "/my/cases", self.my_cases, "page_my_cases"),
+            ("GET", "/progress", self.lookup, "page_lookup"),
+            ("GET", "/cases/{code}", self.case, "page_case"),
+            ("POST", "/cases/{code}/supplement", self.supplement, "page_supplement"),
+            ("POST", "/cases/{code}/rating", self.rate, "page_rate"),
+            ("GET", "/staff", self.staff_home, "page_staff_home"),
+            ("GET", "/staff/login", self.staff_login_form, "page_staff_login_form"),
+            ("POST", "/staff/login", self.staff_login, "page_staff_login"),
+            ("GET", "/staff/queue", self.queue, "page_queue"),
+            ("GET", "/staff/cases/{code}", self.staff_case, "page_staff_case"),
+            ("POST", "/staff/cases/{code}/{action}", self.act, "page_act"),
+            ("GET", "/staff/overdue", self.overdue, "page_overdue"),
+        ]
 
     # -- the request around every page: cookies, CSRF, errors, headers -------------------------
 
