@@ -390,8 +390,11 @@ class QuickPool:
 
 
 async def body_of(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object. JSON travels as UTF-8 (RFC 8259): the body is decoded so,
+    without reading a charset from the Content-Type (aiohttp before 3.9 parses that header
+    with the email package: tens of microseconds a request)."""
     try:
-        data = await request.json()
+        data = json.loads((await request.read()).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise Problem(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
