@@ -32,6 +32,9 @@ def test_times_are_shown_in_china_standard_time_to_the_minute() -> None:
     utc = dt.datetime(2024, 12, 31, 16, 5, 59, 999999, tzinfo=dt.UTC)
     assert fmt_time(utc) == "2025-01-01 00:05" == utc.astimezone(CST).strftime("%Y-%m-%d %H:%M")
     assert fmt_time(dt.datetime(2024, 3, 15, 9, 30)) == "2024-03-15 09:30"  # naive: as it is
+    tokyo = dt.datetime(2025, 1, 1, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    assert tokyo == utc.replace(microsecond=0, second=0)  # the same instant, in Tokyo
+    assert fmt_time(tokyo) == "2025-01-01 00:05"
     assert fmt_time(None) == "" and h("<td>{}</td>", utc) == "<td>2025-01-01 00:05</td>"
 
 

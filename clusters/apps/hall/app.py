@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hmac
 import json
 import os
@@ -254,14 +255,28 @@ class Problem(Exception):
         self.zh = zh
 
 
+@functools.lru_cache(maxsize=20_000)
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
 def _default(o: Any) -> Any:
+    """JSON for what json does not know: times as ISO 8601. The database's times (UTC) are kept
+    written (the same cases' times go out again and again; isoformat is a costly call); only
+    UTC and naive ones, since equal times in other zones would print other offsets."""
+    if isinstance(o, dt.datetime) and (o.tzinfo is dt.UTC or o.tzinfo is None):
+        return _iso(o)
     if isinstance(o, dt.datetime | dt.date):
         return o.isoformat()
     raise TypeError(type(o).__name__)
 
 
+#: one encoder for every answer (json.dumps with options builds a new one each call)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
 def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+    return _ENCODER.encode(data)
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
