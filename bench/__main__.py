@@ -18,6 +18,7 @@ BENCHES = [
     "hall_cloud",
     "edge_tls",
     "db_tls",
+    "hall_tls",
     "pulumi_preview",
     "hosts_apply",
     "tenants_apply",

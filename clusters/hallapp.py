@@ -4,9 +4,10 @@
    registry (only missing blobs are sent).
 2. The hall's secrets (the database's address, the password hall.yml generated on the
    controller and the PKI's root its TLS certificate is verified against; the admin and metrics
-   tokens, generated here on first use) written to the department's own OpenBao mount
-   (``kv-<code>/hall/...``) by the department's developer; nothing is written when they hold
-   these values already.
+   tokens, generated here on first use; the pods' own HTTPS certificate and key, which the
+   automation identity issues from the PKI when missing or due) written to the department's
+   own OpenBao mount (``kv-<code>/hall/...``) by the department's developer; nothing is
+   written when they hold these values already.
 3. ``app deploy`` of ``clusters/apps/hall/app.yaml`` by the department's operator: the app is
    validated against its tenant, its secrets are read from OpenBao with the operator's token and
    kept in the app's Secret only, the objects applied with the operator's own certificate, and
@@ -73,7 +74,9 @@ def _token(path: Path, length: int = 40) -> str:
     return token
 
 
-def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[str, str]]:
+def hall_secret_values(
+    site: HallSite, hosts: list[InvHost], tls_name: str
+) -> dict[str, dict[str, str]]:
     """KV path (under the department's mount) -> values, from the secrets hall.yml generated."""
     from infra.hosts.apply import hall_secrets_dir
 
@@ -110,7 +113,26 @@ def hall_secret_values(site: HallSite, hosts: list[InvHost]) -> dict[str, dict[s
     return {
         "hall/db": {"dsn": dsn, "ca": ca},
         "hall/tokens": {"admin": values["admin-token"], "metrics": values["metrics-token"]},
+        "hall/tls": _serving_cert(tls_name),
     }
+
+
+def _serving_cert(stem: str) -> dict[str, str]:
+    """The pods' HTTPS certificate ``stem`` (its chain after it) and key, as issued on the
+    controller."""
+    from security.pki.hostcerts import SERVICE, cert_dir
+
+    directory = cert_dir(SERVICE)
+    try:
+        return {
+            "cert": (directory / f"{stem}.fullchain.pem").read_text(encoding="utf-8"),
+            "key": (directory / f"{stem}.key").read_text(encoding="utf-8"),
+        }
+    except OSError:
+        raise OperationError(
+            f"the hall's HTTPS certificate is missing in {directory}: `govcloud pki hosts` "
+            "issues it (the automation identity)"
+        ) from None
 
 
 def publish_hall(
@@ -146,11 +168,19 @@ def publish_hall(
         raise OperationError(f"{APP_SPEC}: image {app.image} is not the one {IMAGE} builds")
     out.blobs_sent = registry_client(cp).push(d.name, d.tag, image)
 
+    from security.pki import hostcerts
+
+    for r in hostcerts.ensure(
+        spec, hosts, hostcerts.automation_login(hosts), uses=[hostcerts.SERVICE]
+    ):
+        if r.action != "good":
+            say(f"hall: its HTTPS certificate {r.stem}: {r.action} ({r.reason})")
+    (serving,) = hostcerts.service_certs(spec, hosts)
     say(f"hall: its secrets in OpenBao ({kv_mount(site.department)}/hall/...)")
     paths = Paths.default()
     developer = login(f"{site.department}-developer", hosts, paths)
     mount = kv_mount(site.department)
-    for path, values in hall_secret_values(site, hosts).items():
+    for path, values in hall_secret_values(site, hosts, serving.stem).items():
         try:
             held = developer.read_kv_secret(path, mount_point=mount)
         except BaoNotFound:

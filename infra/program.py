@@ -18,6 +18,7 @@ from infra.components.cloud import (
     HallApp,
     Halls,
     Identity,
+    LogShipping,
     PlayArgs,
 )
 from infra.components.network import GovNetwork, GovNetworkArgs
@@ -35,12 +36,14 @@ def build(settings: Settings) -> dict[str, Any]:
     after_identity: list[pulumi.Resource] = [dc.site, identity.deployment]
     bastion = Bastion("bastion", PlayArgs(plan, settings, after_identity))
     halls = Halls("halls", PlayArgs(plan, settings, after_identity))
+    logs = LogShipping("logs", PlayArgs(plan, settings, after_identity))
     components: dict[str, Any] = {
         "network": network,
         "datacenter": dc,
         "identity": identity,
         "bastion": bastion,
         "halls": halls,
+        "logs": logs,
     }
     kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
     tenants_after: list[pulumi.Resource] = []

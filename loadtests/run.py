@@ -301,12 +301,18 @@ def issue_tokens(
     return tokens
 
 
+REGISTER_ATTEMPTS = 3
+GATEWAY_ERRORS = (502, 503, 504)
+
+
 def register_accounts(
     targets: list[str], ready: dict[str, str | None], per_kind: dict[str, int]
 ) -> dict[str, list[dict[str, str]]]:
     """Accounts for the citizen and enterprise sessions, registered before the clock starts.
     Each hall has its own accounts, so they are spread over the live targets and each carries
-    the ``url`` of its hall (a session takes one of its own hall's)."""
+    the ``url`` of its hall (a session takes one of its own hall's). A gateway's error (the
+    edge lost the pod that was answering) is tried again, as a citizen would, under a new
+    login: the first may have been stored without its answer."""
     import secrets
 
     from clusters.apps.hall.devserver import http_json
@@ -316,12 +322,16 @@ def register_accounts(
     for kind, n in per_kind.items():
         for i in range(max(n, len(live)) if live else 0):
             url = live[i % len(live)]
-            login, password = f"lt-{secrets.token_hex(6)}", secrets.token_urlsafe(12)
-            status, body = http_json(
-                "POST",
-                url + "/api/accounts",
-                {"kind": kind, "login": login, "name": "压测用户", "password": password},
-            )
+            for attempt in range(1, REGISTER_ATTEMPTS + 1):
+                login, password = f"lt-{secrets.token_hex(6)}", secrets.token_urlsafe(12)
+                status, body = http_json(
+                    "POST",
+                    url + "/api/accounts",
+                    {"kind": kind, "login": login, "name": "压测用户", "password": password},
+                )
+                if status not in GATEWAY_ERRORS or attempt == REGISTER_ATTEMPTS:
+                    break
+                time.sleep(1.0)
             if status != 201:
                 raise OperationError(f"{url}: cannot register a {kind} account: {status} {body}")
             accounts.setdefault(kind, []).append(

@@ -106,3 +106,18 @@ from tests.cloudlab import cloud  # noqa: E402, F401
 
 # the lab's identity system (session-scoped), for the identity tests and the hall on the cloud
 from tests.identitylab import identity_lab  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session")
+def logs_shipped(configured_lab: tuple[Any, Any], request: pytest.FixtureRequest) -> Any:
+    """Log shipping over TLS turned on, as the Pulumi program does after identity: the
+    automation issues every host's log certificate, then logs.yml. Returns that run."""
+    from infra.hosts.apply import before_play
+    from infra.hosts.runner import run_playbook
+
+    request.getfixturevalue("identity_lab")  # the automation identity issues the certificates
+    target, _ = configured_lab
+    before_play("logs.yml", target)
+    result = run_playbook("logs.yml", target.inventory, target.connection)
+    assert result.ok, [f.__dict__ for f in result.failures]
+    return result

@@ -84,7 +84,9 @@ def deployment(app: AppSpec) -> k.V1Deployment:
     probe = None
     if app.health:
         probe = k.V1Probe(
-            http_get=k.V1HTTPGetAction(path=app.health.path, port=app.health.port),
+            http_get=k.V1HTTPGetAction(
+                path=app.health.path, port=app.health.port, scheme=app.health.scheme
+            ),
             initial_delay_seconds=app.health.initial_delay_seconds,
             period_seconds=app.health.period_seconds,
         )

@@ -14,6 +14,7 @@ them (no scheduler, no node, or none that fits), which is reported as such, not 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ def deploy(
         for m in manifests:
             if m["kind"] == "Deployment" and app.autoscale is not None:
                 m = _keep_replicas(k, app, m)
+            if m["kind"] == "Deployment" and secret_values is not None:
+                m = _with_secrets_digest(m, secret_values)
             k.apply(m)
             applied.append(kube.describe(kube.key(m)))
         wanted = {(m["apiVersion"], m["kind"]) for m in manifests}
@@ -119,6 +122,24 @@ def deploy(
     if not wait:
         return Deployed(applied, deleted, Rollout("not-waited", "applied; not waiting"))
     return Deployed(applied, deleted, wait_rollout(k, app.namespace, app.name, timeout))
+
+
+SECRETS_DIGEST = "govcloud.gov.cn/secrets-digest"
+
+
+def _with_secrets_digest(m: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The pod template carries a digest of the Secret's values (never the values): pods read
+    them at start, so a changed value (a renewed certificate, a rotated password) rolls the
+    pods over, and an unchanged one changes nothing."""
+    text = json.dumps(values, sort_keys=True)
+    template = m["spec"]["template"]
+    meta = template.get("metadata") or {}
+    annotations = {
+        **(meta.get("annotations") or {}),
+        SECRETS_DIGEST: hashlib.sha256(text.encode()).hexdigest()[:16],
+    }
+    template = {**template, "metadata": {**meta, "annotations": annotations}}
+    return {**m, "spec": {**m["spec"], "template": template}}
 
 
 def _keep_replicas(k: Kube, app: AppSpec, m: dict[str, Any]) -> dict[str, Any]:

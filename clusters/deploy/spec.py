@@ -83,6 +83,7 @@ class SecretRef(_M):
 class Health(_M):
     path: StrictStr = "/healthz"
     port: StrictStr | int = "http"
+    scheme: Literal["HTTP", "HTTPS"] = "HTTP"  # HTTPS: the kubelet probes over TLS
     initial_delay_seconds: Annotated[int, Field(ge=0, le=600)] = 5
     period_seconds: Annotated[int, Field(ge=1, le=300)] = 10
 

@@ -213,30 +213,47 @@ def hosts(
     spec: SpecOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """The hosts' own certificates (security.pki.hostcerts): each hall host's edge certificate
-    and the hall database's. Issue, as the automation identity, each one missing, no longer
-    carrying the spec's names, or due for renewal, then put them on their hosts with the hall
-    play (nginx and PostgreSQL reload: no connection is dropped). Nothing is asked of OpenBao,
-    and no host is touched, when every one is good."""
+    """The hosts' own certificates (security.pki.hostcerts): each hall host's edge certificate,
+    the hall database's, every host's for shipping its logs, and the hall pods' own. Issue, as
+    the automation identity, each one missing, no longer carrying the spec's names, or due for
+    renewal, then put them in place: the hall play for the edge and the database (nginx and
+    PostgreSQL reload: no connection is dropped), the logs play for the logs (rsyslog
+    restarts; senders queue meanwhile), the hall's publication for its pods (OpenBao, then a
+    rolling restart). Nothing is asked of OpenBao, and nothing is touched, when every one is
+    good."""
     from infra.hosts.apply import lab_credentials, prepare
-    from infra.hosts.runner import run_playbook
+    from infra.hosts.runner import RunResult, run_playbook
     from security.pki import hostcerts
 
     s = read_spec(spec)
     target = prepare(s, lab_credentials())
     login = hostcerts.automation_login(target.plan.hosts)
     results = hostcerts.ensure(s, target.plan.hosts, login, dry_run=dry_run)
-    issued = [r for r in results if r.action == "issued"]
-    played = None
-    renewed_on = ",".join(sorted({r.host for r in issued}))
-    if issued:
-        with console.status(f"putting the new certificates on {renewed_on} (hall.yml)"):
-            played = run_playbook("hall.yml", target.inventory, target.connection, limit=renewed_on)
+    plays: dict[str, tuple[str, RunResult]] = {}
+    for playbook, uses in (
+        ("hall.yml", (hostcerts.EDGE, hostcerts.DATABASE)),
+        ("logs.yml", (hostcerts.LOG,)),
+    ):
+        on = ",".join(sorted({r.host for r in results if r.action == "issued" and r.use in uses}))
+        if on:
+            with console.status(f"putting the new certificates on {on} ({playbook})"):
+                plays[playbook] = (
+                    on,
+                    run_playbook(playbook, target.inventory, target.connection, limit=on),
+                )
+    played = [r for _on, r in plays.values()]
+    republished = None
+    if any(r.action == "issued" and r.use == hostcerts.SERVICE for r in results):
+        from clusters.hallapp import publish_hall
+
+        with console.status("the hall's pods take their new certificate (rolling restart)"):
+            republished = publish_hall(s, target.plan.hosts).rollout
     if json:
         print_json(
             {
                 "certificates": [r.as_dict() for r in results],
-                "deployed": None if played is None else played.ok,
+                "deployed": None if not played else all(r.ok for r in played),
+                "hall_rollout": republished,
             }
         )
     else:
@@ -245,10 +262,12 @@ def hosts(
             why = f": {escape(r.reason)}" if r.reason else ""
             where = f"{r.use} of {r.host}"
             console.print(f"[{colour}]{r.action}[/] {escape(r.stem)} ({escape(where)}){why}")
-        if played is not None:
-            console.print(f"hall.yml on {renewed_on}: {played.status}")
-    if played is not None and not played.ok:
-        for f in played.failures[:5]:
+        for playbook, (on, result) in plays.items():
+            console.print(f"{playbook} on {on}: {result.status}")
+        if republished is not None:
+            console.print(f"the hall's pods: {escape(str(republished.get('message', '')))}")
+    if not all(r.ok for r in played):
+        for f in [f for r in played for f in r.failures][:5]:
             err_console.print(
                 f"[red]failed:[/] {escape(f.host)}: {escape(f.task)}: {escape(f.message)}"
             )

@@ -206,6 +206,18 @@ class Halls(pulumi.ComponentResource):
         self.register_outputs({"urls": self.urls})
 
 
+class LogShipping(pulumi.ComponentResource):
+    """Every host ships its logs to the log host over TLS, each with its own certificate from
+    the PKI (logs.yml, after identity: the automation identity issues them)."""
+
+    def __init__(
+        self, name: str, args: PlayArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("govcloud:index:LogShipping", name, None, opts)
+        self.play = _play("logs", "logs.yml", args, self, args.after)
+        self.register_outputs({})
+
+
 def cluster_inputs(plan: Plan) -> str:
     """What the cluster deployment depends on: its playbook and roles, the inventory, the
     cluster plan, and the stamps of the tools it installs (a rebuilt kubelet is a new input)."""

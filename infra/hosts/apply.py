@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from govcloud.errors import OperationError
 from govcloud.paths import state_dir
 from govcloud.spec.model import Spec
 from infra.hosts.digests import digest, playbook_digest
@@ -44,7 +45,6 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
     inv["all"]["vars"].update(
         {
             "baseline_admin_user": ADMIN_USER,
-            "baseline_loghost": loghost,
             "baseline_ntp_servers": [loghost] if loghost else [],
         }
     )
@@ -54,15 +54,45 @@ def runtime_inventory(plan: Plan, plan_dir: Path) -> dict[str, Any]:
             path = plan_dir / "nftables" / f"{ruleset}.nft"
             if path.is_file():
                 hostvars["firewall_ruleset_file"] = str(path)
-            if hostvars.get("ansible_host") == loghost:
-                hostvars["baseline_loghost"] = ""  # the log host keeps its own logs
     if "compute" in groups:  # Kubernetes nodes: kube-proxy and kube-router keep their own tables
         groups["compute"].setdefault("vars", {})["firewall_own_table_only"] = True
     if "bastion" in groups:
         groups["bastion"].setdefault("vars", {})["baseline_ssh_allow_tcp_forwarding"] = "local"
     add_converged_inputs(inv)
+    _log_vars(plan, inv)  # certificates come and renew after a site run: not site's inputs
     _hall_groups(plan, plan_dir, groups)  # hall.yml's own inputs, not site.yml's
     return inv
+
+
+def _log_vars(plan: Plan, inv: dict[str, Any]) -> None:
+    """Log shipping over TLS (roles logship and loghost, in site.yml and logs.yml): every host
+    sends to the log host with its own certificate from the PKI, which the log host asks for;
+    the log host keeps its own logs. Until a host's certificate is issued (the automation
+    identity does it after identity apply), the roles configure no shipping at all."""
+    from security.pki.hostcerts import LOG, LOG_ROLE, cert_dir, log_certs, log_peers
+    from security.pki.root import RootPaths
+
+    certs = {c.host: c for c in log_certs(plan.spec, plan.hosts)}
+    host = next((h for h in plan.hosts if h.role == LOG_ROLE), None)
+    if host is None:
+        return
+    log = certs[host.name]
+    inv["all"]["vars"].update(
+        {
+            "logship_loghost": log.address,
+            "logship_loghost_name": log.stem,
+            "logship_tls_src_dir": str(cert_dir(LOG)),
+            "logship_ca_file": str(RootPaths.default().cert),
+            "loghost_tls_peers": log_peers(plan.spec),
+        }
+    )
+    for members in inv["all"]["children"].values():
+        for name, hostvars in members["hosts"].items():
+            if name in certs:
+                hostvars["logship_tls_name"] = certs[name].stem
+            if name == log.host:
+                hostvars["logship_loghost"] = ""  # the log host keeps its own logs
+                hostvars["loghost_tls_name"] = log.stem
 
 
 def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
@@ -76,12 +106,13 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
         return
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     if "hall" in groups:
-        from security.pki.hostcerts import edge_certs, edge_dir
+        from security.pki.hostcerts import edge_certs, edge_dir, service_name
         from security.pki.root import RootPaths
 
         groups["hall"].setdefault("vars", {}).update(
             {
                 "hall_upstreams": [f"{a}:{site.node_port}" for a in nodes],
+                "hall_upstream_tls_name": service_name(plan.spec, "hall", site.department),
                 "hall_tls_src_dir": str(edge_dir()),
                 "hall_tls_ca_file": str(RootPaths.default().cert),
             }
@@ -125,20 +156,45 @@ def _hall_groups(plan: Plan, plan_dir: Path, groups: dict[str, Any]) -> None:
 def before_play(
     playbook: str, target: Target, *, check: bool = False, say: Callable[[str], None] = print
 ) -> None:
-    """What a play needs on the controller before it runs. The hall play: the edge's and the
-    hall database's TLS certificates, issued by the automation identity when missing or due (in
-    check mode only said, so a refresh that finds one due shows the play as drift)."""
+    """What a play needs on the controller before it runs: the host certificates its roles
+    install, issued by the automation identity when missing or due (in check mode only said,
+    so a refresh that finds one due shows the play as drift). The hall play: the edge's and
+    the hall database's. A play that ships logs (role logship): every host's for its logs;
+    the site play, which also runs before the identity system exists, goes on without them
+    (shipping starts with the logs play) when there is no automation identity yet or OpenBao
+    cannot issue."""
     from infra.hosts.digests import roles_of
-
-    if "hall" not in roles_of(playbook):
-        return
     from security.pki import hostcerts
 
+    roles = roles_of(playbook)
+    uses = [
+        *((hostcerts.EDGE, hostcerts.DATABASE) if "hall" in roles else ()),
+        *((hostcerts.LOG,) if "logship" in roles else ()),
+    ]
+    if not uses:
+        return
     hosts = target.plan.hosts
+    optional = playbook == "site.yml"  # runs before the identity system exists
+    if optional and not _automation_ready():
+        say("log certificates: no automation identity yet; the logs play ships them later")
+        return
     login = hostcerts.automation_login(hosts)
-    for r in hostcerts.ensure(target.plan.spec, hosts, login, dry_run=check):
+    try:
+        results = hostcerts.ensure(target.plan.spec, hosts, login, dry_run=check, uses=uses)
+    except OperationError as exc:
+        if not optional:
+            raise
+        say(f"log certificates not issued ({exc}); the hosts keep the ones they have")
+        return
+    for r in results:
         if r.action != "good":
             say(f"{r.use} certificate {r.stem} of {r.host}: {r.action} ({r.reason})")
+
+
+def _automation_ready() -> bool:
+    from security.openbao.cluster import Paths
+
+    return Paths.default().automation_file.is_file()
 
 
 def add_converged_inputs(inv: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ PACKAGES: tuple[str, ...] = (
     "auditd",
     "chrony",
     "rsyslog",
+    "rsyslog-openssl",  # log shipping to the log host over TLS (the logship and loghost roles)
     "iproute2",
     "curl",
     "iputils-ping",
@@ -45,6 +46,8 @@ PACKAGES: tuple[str, ...] = (
     "nginx",
     "libpam-pwquality",  # password complexity (the baseline role configures it)
     "logrotate",
+    "aide",  # file integrity: a baseline after convergence, a scheduled check (hardening)
+    "acct",  # process accounting (hardening)
     # Kubernetes worker nodes (the compute hosts): Debian's runc under containerd, and the
     # iptables-nft and ipset tools kube-router's policy controller drives
     "runc",
@@ -58,9 +61,10 @@ PACKAGES: tuple[str, ...] = (
 # log).
 DISABLED = ("postgresql.service", "nginx.service", "auditd.service")
 ENABLED = ("nftables.service", "ssh.service")
-BAKE_VERSION = "2"
+BAKE_VERSION = "3"  # 3: every security update applied at build
 READY = "govcloud-image-ready"
 BUILD_TIMEOUT = 1800.0
+UPGRADE_TIMEOUT = 900.0
 
 INTERFACES = """\
 # LXC configures the addresses before init starts; ifupdown must not run dhclient.
@@ -213,18 +217,50 @@ def bake(root: Path) -> None:
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc/machine-id").write_text("")
+    upgrade(root)
     _chroot(root, ["apt-get", "clean"], check=False)
 
 
-def _chroot(root: Path, argv: list[str], check: bool = True) -> None:
-    proc = subprocess.run(
-        ["chroot", str(root), *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
-    )
+NO_SERVICE_STARTS = "usr/sbin/policy-rc.d"
+
+
+def upgrade(root: Path) -> None:
+    """Every update the release and its security archive have at build time, applied to the
+    image (debootstrap's base packages come from the release as first published). The hosts
+    reach no mirror afterwards: the package lists stay in the image, and the compliance item
+    patch-level shows no security update pending against them. No service starts meanwhile."""
+    guard = root / NO_SERVICE_STARTS
+    guard.write_text("#!/bin/sh\nexit 101\n")
+    guard.chmod(0o755)
+    try:
+        _chroot(root, ["apt-get", "update"], timeout=UPGRADE_TIMEOUT)
+        _chroot(
+            root,
+            ["apt-get", "-y", "-o", "Dpkg::Options::=--force-confold", "dist-upgrade"],
+            timeout=UPGRADE_TIMEOUT,
+        )
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+def _chroot(root: Path, argv: list[str], check: bool = True, timeout: float = 120) -> None:
+    try:
+        proc = subprocess.run(
+            ["chroot", str(root), *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env={
+                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG": "C.UTF-8",
+                "DEBIAN_FRONTEND": "noninteractive",
+            },
+        )
+    except subprocess.TimeoutExpired as e:
+        raise OperationError(
+            f"baking the lab image: {' '.join(argv)} took more than {timeout:.0f} s"
+        ) from e
     if check and proc.returncode != 0:
         raise OperationError(
             f"baking the lab image: {' '.join(argv)} failed:\n{tail(proc.stderr or proc.stdout)}"

@@ -27,6 +27,7 @@ SERVICE_PORTS: dict[SharedService, tuple[str, int]] = {
     SharedService.PAYMENT: ("role:shared", 9446),
 }
 OPENBAO_PORTS = (8200, 8201)
+LOG_TLS_PORT = 6514  # syslog over TLS (RFC 5425): the roles logship and loghost
 
 DEFAULT_FLOWS: tuple[Flow, ...] = (
     Flow(name="halls-to-online-hall", src="sites", dst="internet-access", ports=[80, 443]),
@@ -39,8 +40,8 @@ DEFAULT_FLOWS: tuple[Flow, ...] = (
         ports=list(OPENBAO_PORTS),
     ),
     Flow(name="openbao-from-dc-hosts", src="dc", dst="role:identity", ports=[OPENBAO_PORTS[0]]),
-    Flow(name="logs-to-loghost", src="*", dst="role:log", proto="udp", ports=[514]),
-    Flow(name="logs-to-loghost-tcp", src="*", dst="role:log", ports=[514]),
+    # syslog over TLS (RFC 5425) only: plain TCP and UDP 514 are not opened
+    Flow(name="logs-to-loghost", src="*", dst="role:log", ports=[LOG_TLS_PORT]),
     Flow(name="ping-from-management", src="management", dst="*", proto="icmp"),
 )
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import yaml
 
-from security.compliance.tls import database_on_host, edge_on_host
+from security.compliance.tls import (
+    database_on_host,
+    edge_on_host,
+    log_receiver_tls,
+    log_shipping_tls,
+)
 
 GOOD_CIPHERS = {
     "chacha20-poly1305@openssh.com",
@@ -46,7 +51,7 @@ HIGH_RISK = (
 ROLE_PORTS: dict[str, set[int]] = {
     "hall": {80, 443, 8080},
     "identity": {8200, 8201},
-    "log": {514},
+    "log": {6514},  # syslog over TLS (RFC 5425)
     "shared": {9443, 9444, 9445, 9446},
     "control-plane": {6443},  # etcd, the controller manager and the scheduler: loopback only
     # kubelet; kube-router's health port (it has no bind-address option)
@@ -198,20 +203,11 @@ def ssh_verbose_log(host: Any, ctx: Context) -> str:
     return "sshd -T: loglevel VERBOSE"
 
 
-def log_forwarding(host: Any, ctx: Context) -> str:
-    f = host.file("/etc/rsyslog.d/90-govcloud-forward.conf")
-    assert f.exists, "no forwarding to the central log host"
-    assert f'target="{ctx.loghost}"' in f.content_string, "forwarding goes elsewhere"
-    assert host.service("rsyslog").is_running, "rsyslog is not running"
-    return f"rsyslog forwards every message to {ctx.loghost}:514 over TCP"
-
-
 def log_retention(host: Any, ctx: Context) -> str:
     text = host.file("/etc/logrotate.d/govcloud-remote").content_string
     rotate = _value(text, "rotate")
     assert rotate and int(rotate) >= 180, f"logrotate keeps {rotate} days"
-    assert host.socket("tcp://0.0.0.0:514").is_listening, "not receiving on TCP 514"
-    return f"receives on TCP/UDP 514; logrotate keeps {rotate} days"
+    return f"logrotate keeps received logs {rotate} days"
 
 
 def _input_chain(host: Any) -> str:
@@ -432,6 +428,67 @@ def exposure(text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+AIDE_CONFIG = "/etc/aide/govcloud.conf"
+AIDE_DB = "/var/lib/aide/govcloud.db"
+
+
+def file_integrity(host: Any, ctx: Context) -> str:
+    """AIDE: its configuration parses, a baseline exists, the sandboxed check is scheduled."""
+    r = host.run(f"aide --config-check --config={AIDE_CONFIG}")
+    assert r.rc == 0, f"{AIDE_CONFIG}: {(r.stdout + r.stderr).strip()[:160] or 'missing'}"
+    db = host.file(AIDE_DB)
+    assert db.exists and db.size > 0, f"no baseline at {AIDE_DB}"
+    assert db.user == "root" and db.mode & 0o077 == 0, f"{AIDE_DB} is {db.user} {db.mode:o}"
+    timer = host.service("govcloud-integrity.timer")
+    assert timer.is_enabled and timer.is_running, "the integrity check is not scheduled"
+    out = host.run("systemd-analyze security --no-pager govcloud-integrity.service").stdout
+    level = exposure(out)
+    assert level is not None and level <= MAX_EXPOSURE, f"the check's exposure is {level}"
+    taken = host.run(f"date -u -r {AIDE_DB} +%Y-%m-%dT%H:%MZ").stdout.strip()
+    return (
+        f"AIDE baseline {AIDE_DB} ({db.size} bytes, {taken}); govcloud-integrity.timer "
+        f"enabled, the check sandboxed (exposure {level}); findings to syslog (govcloud-aide)"
+    )
+
+
+SECURITY_LISTS = "/var/lib/apt/lists/*_debian-security_dists_*_InRelease"
+
+
+def pending_security(simulation: str) -> list[str]:
+    """The packages ``apt-get -s dist-upgrade`` would update from a security archive."""
+    return [
+        line.split()[1]
+        for line in simulation.splitlines()
+        if line.startswith("Inst ") and "-security" in line
+    ]
+
+
+def patch_level(host: Any, ctx: Context) -> str:
+    """No installed package has a fixed security update pending, against the security
+    archive's lists the host carries (hosts reach no mirror: the lists are the image's)."""
+    lists = host.run(f"grep -h -m1 '^Date:' {SECURITY_LISTS}")
+    assert lists.rc == 0 and lists.stdout.strip(), "apt's lists hold no security archive"
+    sim = host.run("apt-get -s -o Debug::NoLocking=1 dist-upgrade")
+    assert sim.rc == 0, f"apt-get -s dist-upgrade: {sim.stderr.strip()[:160]}"
+    pending = pending_security(sim.stdout)
+    assert not pending, f"{len(pending)} security update(s) pending: {', '.join(pending[:6])}"
+    of = lists.stdout.strip().splitlines()[0].removeprefix("Date:").strip()
+    count = host.run("dpkg-query -W -f '.' | wc -c").stdout.strip()
+    return f"{count} packages installed, no security update pending (security archive of {of})"
+
+
+def process_accounting(host: Any, ctx: Context) -> str:
+    """acct: the kernel records every process that ends, into a file only root and adm read."""
+    acct = host.service("acct")
+    assert acct.is_enabled and acct.is_running, "process accounting (acct) is off"
+    pacct = host.file("/var/log/account/pacct")
+    assert pacct.exists, "no /var/log/account/pacct"
+    assert pacct.mode & 0o007 == 0, f"/var/log/account/pacct is mode {pacct.mode:o}"
+    last = host.run("lastcomm 2>/dev/null | head -n 1").stdout.strip()
+    assert last, "no process recorded"
+    return f"acct on: /var/log/account/pacct ({pacct.size} bytes), last record: {last[:60]}"
+
+
 def services_sandboxed(host: Any, ctx: Context) -> str:
     found = []
     for unit in (*SANDBOXED, *SANDBOXED_BY_ROLE.get(ctx.role, ())):
@@ -461,7 +518,8 @@ CHECKS: dict[str, Check] = {
     "file-permissions": file_permissions,
     "audit-rules": audit_rules,
     "ssh-verbose-log": ssh_verbose_log,
-    "log-forwarding": log_forwarding,
+    "log-forwarding": log_shipping_tls,
+    "tls-log": log_receiver_tls,
     "log-retention": log_retention,
     "firewall-default-deny": firewall_default_deny,
     "ssh-only-from-bastion": ssh_only_from_bastion,
@@ -483,4 +541,7 @@ CHECKS: dict[str, Check] = {
     "kernel-modules-disabled": kernel_modules_disabled,
     "login-banner": login_banner,
     "services-sandboxed": services_sandboxed,
+    "file-integrity": file_integrity,
+    "patch-level": patch_level,
+    "process-accounting": process_accounting,
 }

@@ -104,7 +104,8 @@ ITEMS: tuple[Item, ...] = (
         "log-forwarding",
         "安全审计",
         "8.1.4.3 c)",
-        "every log line goes to the central log host (TCP, queued)",
+        "every log line goes to the central log host over TLS only, each end showing a "
+        "certificate from the PKI (queued while it is away)",
         not_roles=("log",),
     ),
     Item(
@@ -123,7 +124,7 @@ ITEMS: tuple[Item, ...] = (
     Item(
         "ssh-only-from-bastion",
         "入侵防范",
-        "8.1.4.4 e)",
+        "8.1.4.4 c)",
         "SSH accepted only from the bastion (management terminals restricted by address)",
         not_roles=("bastion",),
     ),
@@ -220,6 +221,26 @@ ITEMS: tuple[Item, ...] = (
         "read-only port",
         roles=("compute",),
     ),
+    Item(
+        "file-integrity",
+        "入侵防范",
+        "8.1.4.4 f)",
+        "AIDE keeps a baseline of programs and configuration; a scheduled, sandboxed check "
+        "reports every change to the log host",
+    ),
+    Item(
+        "patch-level",
+        "入侵防范",
+        "8.1.4.4 e)",
+        "no installed package has a security update pending: the image carries the security "
+        "archive's lists and every fix in them",
+    ),
+    Item(
+        "process-accounting",
+        "安全审计",
+        "8.1.4.3 a)",
+        "process accounting (acct) records every command run, readable by root and adm only",
+    ),
     # citizens' traffic (通信传输: cryptographic protection of data in transit)
     Item(
         "tls-edge",
@@ -236,6 +257,14 @@ ITEMS: tuple[Item, ...] = (
         "a database listening on the network serves TLS only: a client without it is refused, "
         "TLS 1.2/1.3, certificate from the PKI for the host's address with days left",
         roles=("vm",),
+    ),
+    Item(
+        "tls-log",
+        "数据完整性/保密性",
+        "8.1.2.2 a) b)",
+        "the log host receives over TLS only: TLS 1.2/1.3, its certificate from the PKI, "
+        "senders without a certificate refused, nothing on 514",
+        roles=("log",),
     ),
 )
 
@@ -259,8 +288,8 @@ UNCHECKED: tuple[Unchecked, ...] = (
         "恶意代码防范",
         "8.1.4.5",
         "malicious-code protection",
-        "organisational on Linux servers: whitelisting and integrity checks are procured "
-        "separately; not checkable on a host",
+        "organisational on Linux servers: application whitelisting and anti-malware are "
+        "procured separately; the integrity check of programs is item file-integrity",
     ),
     Unchecked(
         "数据完整性/保密性",

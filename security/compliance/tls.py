@@ -331,6 +331,20 @@ def _versions(handshake: Callable[..., tuple[bool, str]]) -> list[tuple[str, boo
     return out
 
 
+def _accepted_versions(handshake: Callable[..., tuple[bool, str]]) -> list[str]:
+    """The versions ``handshake`` (see :func:`_versions`) got through, which must be TLS 1.2
+    and 1.3 alone; a wanted version refused for want of a verifying chain says so."""
+    accepted = []
+    for version, ok, out in _versions(handshake):
+        if ok:
+            accepted.append(version)
+        elif version in ACCEPTED_VERSIONS:
+            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
+            assert not why, f"the certificate does not verify to the PKI root: {why}"
+    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    return accepted
+
+
 def _pg_s_client(host: Any, address: str, port: int, ca: str, *flags: str) -> tuple[bool, str]:
     """One TLS handshake with a PostgreSQL (STARTTLS), verified for ``address`` against ``ca``."""
     r = host.run(
@@ -352,14 +366,7 @@ def database_tls(host: Any, address: str, port: int, ca: str) -> str:
     assert "no encryption" in r.stderr, (
         f"a login without TLS was not refused for want of it: {r.stderr.strip()[:200]}"
     )
-    accepted = []
-    for version, ok, out in _versions(lambda *f: _pg_s_client(host, address, port, ca, *f)):
-        if ok:
-            accepted.append(version)
-        elif version in ACCEPTED_VERSIONS:
-            why = next((ln.strip() for ln in out.splitlines() if "verify error" in ln), "")
-            assert not why, f"the certificate does not verify to the PKI root: {why}"
-    assert accepted == list(ACCEPTED_VERSIONS), f"accepts {', '.join(accepted) or 'nothing'}"
+    accepted = _accepted_versions(lambda *f: _pg_s_client(host, address, port, ca, *f))
     end = host.run(
         f"timeout 10 openssl s_client -starttls postgres -connect {address}:{port} "
         "</dev/null 2>/dev/null | openssl x509 -noout -enddate"
@@ -422,5 +429,139 @@ def edge_on_host(host: Any, ctx: Any) -> str:
     assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki hosts)"
     return (
         f"https://{name}: {', '.join(accepted)} only (refuses TLSv1, TLSv1.1), no weak suite, "
-        f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects"
+        f"chain to the PKI root, {days:.0f} days left, HSTS max-age={age}, http only redirects; "
+        + edge_to_cloud(host, ca)
+    )
+
+
+EDGE_SITE = "/etc/nginx/sites-enabled/govcloud-hall.conf"
+
+
+def edge_to_cloud(host: Any, ca: str) -> str:
+    """The edge's leg into the cloud (通信传输 across zones): nginx verifies the pods'
+    certificate, and at least one node's port serves TLS that verifies to ``ca`` for the
+    service's name; none of them answers plain HTTP."""
+    conf = host.file(EDGE_SITE).content_string
+    for setting in ("proxy_pass https://", "proxy_ssl_verify on;"):
+        assert setting in conf, f"{EDGE_SITE}: no {setting!r}: the hall is reached without TLS"
+    name = (_value(conf, "proxy_ssl_name") or "").rstrip(";")
+    upstreams = [
+        line.split()[1] for line in conf.splitlines() if line.strip().startswith("server ")
+        and ":" in line.split()[1]
+    ]  # fmt: skip
+    assert name and upstreams, f"{EDGE_SITE}: no proxy_ssl_name or no upstream"
+    serving = []
+    for upstream in upstreams:
+        r = host.run(
+            f"timeout 5 openssl s_client -connect {upstream} -verify_hostname {name} "
+            f"-CAfile {ca} -verify_return_error </dev/null"
+        )
+        if r.rc == 0:
+            serving.append(upstream)
+        plain = host.run(
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{upstream}/"
+        )
+        assert plain.stdout.strip() in ("", "000"), (
+            f"{upstream} answers plain HTTP ({plain.stdout.strip()})"
+        )
+    assert serving, f"no node's port serves TLS verifying for {name}: {', '.join(upstreams)}"
+    return f"into the cloud over TLS to {name} ({len(serving)} of {len(upstreams)} nodes serving)"
+
+
+def _value(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == key:
+            return parts[1]
+    return None
+
+
+# -- log shipping (RFC 5425) ------------------------------------------------------------------
+
+LOG_TLS_PORT = 6514
+LOG_TLS_DIR = f"{TLS_DIR}/log"  # the logship role's certificates and root
+LOG_FORWARD = "/etc/rsyslog.d/90-govcloud-forward.conf"
+
+
+def _log_cert(host: Any) -> str:
+    """This host's log certificate stem, from the certificates the logship role installed."""
+    chains = host.run(f"ls {LOG_TLS_DIR}/*.fullchain.pem").stdout.split()
+    assert chains, f"no log certificate in {LOG_TLS_DIR} (role logship installs it)"
+    return chains[0].rsplit("/", 1)[-1].removesuffix(".fullchain.pem")
+
+
+def _cert_verifies(host: Any, name: str) -> float:
+    """Days left of ``name``'s certificate, which must verify to the PKI root for TLS
+    client and server use."""
+    cert, ca = f"{LOG_TLS_DIR}/{name}.crt", f"{LOG_TLS_DIR}/ca.crt"
+    r = host.run(
+        f"openssl verify -CAfile {ca} -untrusted {LOG_TLS_DIR}/{name}.chain.pem "
+        f"-purpose sslclient {cert}"
+    )
+    assert r.rc == 0, (
+        f"{cert} does not verify to the PKI root: {(r.stdout + r.stderr).strip()[:200]}"
+    )
+    days = _days_left(host.run(f"openssl x509 -noout -enddate -in {cert}").stdout.strip())
+    assert days >= MIN_DAYS_LEFT, f"{name}: {days:.1f} days left (renew: govcloud pki hosts)"
+    return days
+
+
+def log_shipping_tls(host: Any, ctx: Any) -> str:
+    """A sender (安全审计, 通信传输): every message goes to the log host over TLS only, showing
+    this host's certificate from the PKI and asking for the log host's; the live connection's
+    state is part of the evidence."""
+    f = host.file(LOG_FORWARD)
+    assert f.exists, "no forwarding to the central log host (it ships over TLS once certified)"
+    text = f.content_string
+    assert f'target="{ctx.loghost}"' in text, "forwarding goes elsewhere"
+    assert f'port="{LOG_TLS_PORT}"' in text, f"forwarding is not to the TLS port {LOG_TLS_PORT}"
+    for setting in ('StreamDriverMode="1"', 'StreamDriverAuthMode="x509/name"'):
+        assert setting in text, f"forwarding lacks {setting}: not TLS with a verified peer"
+    assert host.service("rsyslog").is_running, "rsyslog is not running"
+    name = _cert_verifies(host, _log_cert(host))
+    live = host.run(f"ss -Htn state established dst {ctx.loghost} dport = :{LOG_TLS_PORT}")
+    now = "connected" if live.stdout.strip() else "not connected at this moment (queued)"
+    return (
+        f"rsyslog ships every message to {ctx.loghost}:{LOG_TLS_PORT} over TLS (x509/name), "
+        f"its own certificate verifies to the PKI ({name:.0f} days left); {now}"
+    )
+
+
+def _log_s_client(host: Any, address: str, name: str, *flags: str) -> tuple[bool, str]:
+    """One TLS handshake with the log host at ``address``, verified for ``name``."""
+    r = host.run(
+        f"timeout 10 openssl s_client -connect {address}:{LOG_TLS_PORT} -verify_hostname {name} "
+        f"-CAfile {LOG_TLS_DIR}/ca.crt -verify_return_error {' '.join(flags)} </dev/null"
+    )
+    return r.rc == 0, f"{r.stdout}\n{r.stderr}"
+
+
+def log_receiver_tls(host: Any, ctx: Any) -> str:
+    """The log host (安全审计, 通信传输): receives over TLS only (nothing on TCP or UDP 514),
+    TLS 1.2/1.3, its certificate verifies to the PKI for its name, and a sender without a
+    certificate of its own is refused, all seen by OpenSSL's client on the host."""
+    plain = [
+        s
+        for s in host.socket.get_listening_sockets()
+        if s.rsplit(":", 1)[-1] == "514" and not s.startswith("unix")
+    ]
+    assert not plain, f"receives without TLS: {', '.join(plain)}"
+    assert host.socket(f"tcp://0.0.0.0:{LOG_TLS_PORT}").is_listening, (
+        f"not receiving on TCP {LOG_TLS_PORT}"
+    )
+    name = _log_cert(host)
+    address = ctx.address or "127.0.0.1"
+    # a sender shows its chain, as rsyslog does (the log host trusts the root alone)
+    certs = (
+        f"-cert {LOG_TLS_DIR}/{name}.crt -key {LOG_TLS_DIR}/{name}.key "
+        f"-cert_chain {LOG_TLS_DIR}/{name}.chain.pem"
+    )
+    accepted = _accepted_versions(lambda *f: _log_s_client(host, address, name, certs, *f))
+    anonymous, _ = _log_s_client(host, address, name, "-tls1_2")
+    assert not anonymous, "a sender without a certificate was let in"
+    days = _cert_verifies(host, name)
+    return (
+        f"receives on {LOG_TLS_PORT} over TLS only ({', '.join(accepted)}; refuses TLSv1, "
+        f"TLSv1.1 and senders without a certificate; nothing on 514), certificate {name} "
+        f"verifies to the PKI root, {days:.0f} days left"
     )

@@ -1,5 +1,5 @@
-"""The hosts' own TLS certificates: the edge's and the hall database's, issued by the automation
-identity.
+"""The hosts' own TLS certificates: the edge's, the hall database's and every host's for its logs,
+issued by the automation identity.
 
 - **Edge**: each hall host of the internet-access zone serves the halls' public names over
   HTTPS with a key of its own (a stolen edge key is one host's, revoked alone). Its certificate
@@ -11,6 +11,16 @@ identity.
   carries the host's name under the first of ``tls.internal.allowed_domains``
   (``dsjj-vm-1.govcloud.local``) and its address, which is what the hall's pods and the backup
   hosts connect to and verify (``verify-full``). From the PKI's ``internal`` role.
+- **Logs**: every host ships its logs to the management zone's log host over TLS (RFC 5425),
+  both ends showing a certificate: the sender's carries its own name under the first of
+  ``tls.internal.allowed_domains`` (``web-1.govcloud.local``), which the log host permits; the
+  log host's also carries its address, which senders connect to. From the PKI's ``internal``
+  role (server and client use), kept apart from the database's (``state/pki/log``).
+- **Services on the cloud**: the hall's pods serve HTTPS to the edge, which forwards citizens
+  from the internet-access zone into the cloud and verifies the pods' certificate by the
+  service's name, ``<app>.<department>.<first internal domain>`` (``hall.dsjj.govcloud.local``).
+  One certificate per app (every replica the same), delivered through the department's OpenBao
+  path into the app's Secret; its "host" is the app. From the PKI's ``internal`` role.
 
 The automation identity's AppRole may issue from these two roles and nothing else of the PKI, so
 each issue is in OpenBao's audit log under the automation's token. :func:`ensure` issues what is
@@ -35,7 +45,8 @@ from security.pki.certs import Issued, check_request, issue, managed, why_renew
 from security.pki.plan import EDGE_ROLE, INTERNAL_ROLE, PkiPlan, make_pki_plan
 
 HALL_ROLE = "hall"
-EDGE, DATABASE = "edge", "database"  # the uses, each in a directory of its own
+EDGE, DATABASE, LOG, SERVICE = "edge", "database", "log", "service"  # each its own directory
+LOG_ROLE = "log"  # the plan's role of the log host
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class HostCert:
 
     host: str
     address: str
-    use: str  # EDGE or DATABASE
+    use: str  # EDGE, DATABASE, LOG or SERVICE
     role: str  # the PKI role it is issued from
     names: tuple[str, ...]  # names[0]: the host's own name, the certificate's file stem
     ips: tuple[str, ...] = ()
@@ -90,16 +101,66 @@ def database_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
     if db is None:
         return []
     plan = make_pki_plan(spec)
-    names = (f"{db.name}.{spec.tls.internal.allowed_domains[0]}",)
+    names = (internal_name(spec, db.name),)
     _checked(
         plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", f"the database on {db.name}"
     )
     return [HostCert(db.name, db.address, DATABASE, INTERNAL_ROLE, names, (db.address,))]
 
 
-def host_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
-    """Every host certificate the spec asks for: the edge's, then the database's."""
-    return [*edge_certs(spec, hosts), *database_certs(spec, hosts)]
+def internal_name(spec: Spec, host: str) -> str:
+    """A host's name inside the data center: ``<host>.<first internal domain>``."""
+    return f"{host}.{spec.tls.internal.allowed_domains[0]}"
+
+
+def log_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """Every host's certificate for shipping its logs (none when the plan has no log host);
+    the log host's own carries its address too."""
+    if not any(h.role == LOG_ROLE for h in hosts):
+        return []
+    plan = make_pki_plan(spec)
+    out = []
+    for h in hosts:
+        names = (internal_name(spec, h.name),)
+        _checked(
+            plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", f"the logs of {h.name}"
+        )
+        ips = (h.address,) if h.role == LOG_ROLE else ()
+        out.append(HostCert(h.name, h.address, LOG, INTERNAL_ROLE, names, ips))
+    return out
+
+
+def log_peers(spec: Spec) -> list[str]:
+    """The names the log host lets ship to it: any host under the internal domains."""
+    return [f"*.{d}" for d in spec.tls.internal.allowed_domains]
+
+
+def service_name(spec: Spec, app: str, department: str) -> str:
+    """An app's name inside the cloud: ``<app>.<department>.<first internal domain>``."""
+    return f"{app}.{department}.{spec.tls.internal.allowed_domains[0]}"
+
+
+def service_certs(spec: Spec, hosts: Sequence[Any]) -> list[HostCert]:
+    """The hall app's serving certificate (none when the spec puts no hall on a cloud)."""
+    from clusters.hallsite import hall_site
+
+    site = hall_site(spec)
+    if site is None:
+        return []
+    plan = make_pki_plan(spec)
+    names = (service_name(spec, "hall", site.department),)
+    _checked(plan, INTERNAL_ROLE, names, "tls.internal.allowed_domains", "the hall's pods")
+    return [HostCert("hall", "", SERVICE, INTERNAL_ROLE, names)]
+
+
+USES = (EDGE, DATABASE, LOG, SERVICE)
+
+
+def host_certs(spec: Spec, hosts: Sequence[Any], uses: Sequence[str] = USES) -> list[HostCert]:
+    """Every host certificate the spec asks for, of the ``uses`` given: the edge's, the
+    database's, the logs', the services'."""
+    made = {EDGE: edge_certs, DATABASE: database_certs, LOG: log_certs, SERVICE: service_certs}
+    return [c for use in USES if use in uses for c in made[use](spec, hosts)]
 
 
 def cert_dir(use: str) -> Path:
@@ -154,13 +215,14 @@ def ensure(
     root: Path | None = None,
     now: dt.datetime | None = None,
     dry_run: bool = False,
+    uses: Sequence[str] = USES,
 ) -> list[HostResult]:
-    """Issue every host certificate that is missing, stale or due, each use into
+    """Issue every host certificate of ``uses`` that is missing, stale or due, each use into
     ``<root>/<use>`` (the state's ``pki`` directory by default); ``login`` (called once, and
     only when one is due) gives the client that issues them (the automation identity)."""
     plan = make_pki_plan(spec)
     now = now or dt.datetime.now(dt.UTC)
-    wanted = host_certs(spec, hosts)
+    wanted = host_certs(spec, hosts, uses)
 
     def where(cert: HostCert) -> Path:
         return root / cert.use if root is not None else cert_dir(cert.use)

@@ -204,6 +204,29 @@ def test_the_autoscaler_gets_the_scale_down_window() -> None:
     assert "behavior" not in hpa["spec"]
 
 
+def test_the_hall_serves_https_probed_over_tls_and_rolls_when_its_secrets_change() -> None:
+    from clusters.deploy.rollout import SECRETS_DIGEST, _with_secrets_digest
+
+    app = load_app(HALL / "app.yaml")
+    dep = next(
+        m
+        for m in objects.build(app, plan_tenants(load_spec(LAB_SPEC)))
+        if m["kind"] == "Deployment"
+    )
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    env = {e["name"] for e in container["env"]}
+    assert {"HALL_TLS_CERT", "HALL_TLS_KEY"} <= env
+    values = {"HALL_TLS_CERT": "cert one", "HALL_TLS_KEY": "key one"}
+    first = _with_secrets_digest(dep, values)
+    digest = first["spec"]["template"]["metadata"]["annotations"][SECRETS_DIGEST]
+    assert "cert one" not in str(first)  # the digest, never the values
+    same = _with_secrets_digest(dep, dict(values))
+    assert same["spec"]["template"]["metadata"]["annotations"][SECRETS_DIGEST] == digest
+    renewed = _with_secrets_digest(dep, {**values, "HALL_TLS_CERT": "cert two"})
+    assert renewed["spec"]["template"]["metadata"]["annotations"][SECRETS_DIGEST] != digest
+
+
 def test_backups_need_a_database_host_and_a_storage_host() -> None:
     from clusters.backups import places, restore
 

@@ -142,7 +142,7 @@ def test_the_pods_run_on_both_nodes_from_the_registry_image(
 ) -> None:
     _, _, published = hall
     assert published["rollout"]["state"] == "complete", published
-    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.3.2"
+    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.4.1"
     pods = _wait_pods(cloud)
     assert {p["spec"]["nodeName"] for p in pods} == {"compute-1", "compute-2"}
     for p in pods:
@@ -284,6 +284,7 @@ def test_the_compliance_report_shows_each_edges_tls_and_names_a_weakened_one(
     report = (tmp_path / "good" / "report.md").read_text(encoding="utf-8")
     for host in ("hall-1", "hall-2"):
         assert f"https://{host}.zwfw.guizhou.gov.cn: TLSv1.2, TLSv1.3 only" in report, host
+    assert report.count("into the cloud over TLS to hall.dsjj.govcloud.local") == 2
     lab = Lab(target.plan.spec.name)
     undo = "sed -i '/Strict-Transport-Security/d' {} && systemctl reload nginx"
     lab.exec("hall-2", ["sh", "-c", undo.format("/etc/nginx/snippets/govcloud-tls-edge.conf")])
@@ -295,6 +296,38 @@ def test_the_compliance_report_shows_each_edges_tls_and_names_a_weakened_one(
     finally:
         put = run_playbook("hall.yml", target.inventory, target.connection, limit="hall-2")
         assert put.ok and put.changed >= 1
+
+
+def test_the_edge_reaches_the_pods_over_tls_only_verifying_the_service_name(
+    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud
+) -> None:
+    """Issue 17, edge to cloud: from an edge host, the hall's node port answers HTTPS whose
+    certificate verifies to the PKI root for hall.dsjj.govcloud.local, and nothing in plain
+    HTTP; the pods' certificate was issued to the automation identity from the PKI."""
+    from clusters.hallsite import hall_site
+    from security.pki.hostcerts import SERVICE, cert_dir, service_name
+
+    target = hall[0]
+    spec = target.plan.spec
+    site = hall_site(spec)
+    assert site is not None
+    name = service_name(spec, "hall", site.department)
+    meta = json.loads((cert_dir(SERVICE) / f"{name}.json").read_text(encoding="utf-8"))
+    assert (meta["role"], meta["names"]) == ("internal", [name])
+    _wait_pods(cloud)
+    lab = Lab(spec.name)
+    codes = {}
+    for node in (h.address for h in target.plan.hosts if h.role == "compute"):
+        tls = lab.exec("hall-1", ["sh", "-c",
+            "curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert /etc/govcloud-tls/ca.crt"
+            f" --resolve {name}:{site.node_port}:{node} https://{name}:{site.node_port}/readyz"],
+            check=False)  # fmt: skip
+        plain = lab.exec("hall-1", ["sh", "-c",
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 http://{node}:{site.node_port}/readyz"],
+            check=False)  # fmt: skip
+        codes[node] = (tls.stdout.strip(), plain.stdout.strip())
+    assert "200" in [t for t, _ in codes.values()], codes  # a node with a pod serves TLS
+    assert all(p in ("", "000") for _, p in codes.values()), codes  # none answers plain HTTP
 
 
 def test_the_database_serves_tls_only_and_the_pods_connect_verifying_it(
@@ -337,12 +370,17 @@ def _served_serial(spec: Any, edges: LabTargets, name: str) -> str:
 
 
 def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_request(
-    hall: tuple[Any, RunResult, dict[str, Any]], cloud: Cloud, tmp_path: Path, edges: LabTargets
+    hall: tuple[Any, RunResult, dict[str, Any]],
+    cloud: Cloud,
+    tmp_path: Path,
+    edges: LabTargets,
+    logs_shipped: Any,
 ) -> None:
     """hall-1 gets a certificate of 150 s; a load run goes through both edges while
     `govcloud pki hosts`, once the certificate is in the last third of its life, issues a new
     one and puts it on the host (nginx reload). No request of the run fails, and the edge then
-    serves the new certificate, with the role's full life."""
+    serves the new certificate, with the role's full life. Every other host certificate is
+    already in place (``logs_shipped``), so the renewal has only the edge's to do."""
     from security.pki import certs, hostcerts
     from security.pki.plan import make_pki_plan
 
@@ -377,8 +415,10 @@ def test_an_edge_certificate_near_expiry_is_renewed_under_load_without_a_failed_
     assert renewal.get("rc") == 0, renewal
     assert renewal["at"] < load_ended, "the renewal ended after the load run: nothing was shown"
     done = json.loads(renewal["out"])
-    renewed = {c["host"]: c for c in done["certificates"]}
+    renewed = {c["host"]: c for c in done["certificates"] if c["use"] == "edge"}
     assert renewed[first.host]["action"] == "issued" and done["deployed"] is True, done
+    others = [c for c in done["certificates"] if c["action"] == "issued" and c["use"] != "edge"]
+    assert others == [], others
     assert result["failures"] == 0, result["breaches"]
     serial = _served_serial(spec, edges, first.stem)
     assert serial == str(renewed[first.host]["serial"]).replace(":", "").lstrip("0")

@@ -41,9 +41,11 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
     nodes = [h.address for h in plan.hosts if h.role == "compute"]
     edge = inv["all"]["children"]["hall"]
     assert sorted(edge["hosts"]) == ["hall-1", "hall-2"]
-    # the edge forwards to the hall's node port on every node, each with its own certificate
+    # the edge forwards to the hall's node port on every node over TLS, verifying the pods'
+    # certificate for the service's name; each edge with its own certificate
     assert edge["vars"] == {
         "hall_upstreams": [f"{a}:30080" for a in nodes],
+        "hall_upstream_tls_name": "hall.dsjj.govcloud.local",
         "hall_tls_src_dir": str(edge_dir()),
         "hall_tls_ca_file": str(RootPaths.default().cert),
     }
@@ -79,7 +81,7 @@ def test_the_runtime_inventory_gives_the_hall_play_its_inputs(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("role", "prefix", "required"),
     [
-        ("hall", "hall_", set()),
+        ("hall", "hall_", {"hall_upstream_tls_name"}),
         (
             "hall_db",
             "hall_db_",

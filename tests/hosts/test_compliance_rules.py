@@ -1,5 +1,5 @@
 """What the compliance checks read: a host's input chain for SSH openings (rule by rule, in
-order), its modprobe configuration, systemd's exposure reading."""
+order), its modprobe configuration, systemd's exposure reading, apt's pending security updates."""
 
 from __future__ import annotations
 
@@ -94,3 +94,17 @@ def test_the_exposure_is_read_from_systemd_analyze() -> None:
     assert exposure(out) == 4.4
     assert exposure("→ Overall exposure level for x.service: 9.6 UNSAFE :-{") == 9.6
     assert exposure("Failed to connect to bus") is None
+
+
+def test_only_updates_from_a_security_archive_count_as_pending_fixes() -> None:
+    from security.compliance.checks import pending_security
+
+    sim = (
+        "Reading package lists...\n"
+        "Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 "
+        "Debian-Security:12/oldstable-security [amd64])\n"
+        "Inst tzdata [2026b-0+deb12u1] (2026c-0+deb12u1 Debian:12.13/oldstable [all])\n"
+        "Conf libssl3 (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])\n"
+    )
+    assert pending_security(sim) == ["libssl3"]
+    assert pending_security("0 upgraded, 0 newly installed, 0 to remove.\n") == []

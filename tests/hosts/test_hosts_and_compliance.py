@@ -94,16 +94,16 @@ def test_check_shows_a_drift_without_touching_it_and_the_next_run_puts_it_right(
 
 
 def test_compliance_passes_with_evidence_for_every_control(
-    configured_lab: tuple[Any, Any], cloud: Any, tmp_path: Path
+    configured_lab: tuple[Any, Any], cloud: Any, logs_shipped: Any, tmp_path: Path
 ) -> None:
     """Every control on every host, the cluster's control plane and nodes included."""
-    result = govcloud("compliance", "check", "--report", str(tmp_path), "--json")
+    result = govcloud("compliance", "check", "--report", str(tmp_path), "--json", timeout=600)
     doc = json.loads(result.stdout)
     assert result.returncode == 0, doc["failed"][:5]
     report_text = (tmp_path / "report.md").read_text(encoding="utf-8")
     for item in ("k8s-api-authn-authz", "k8s-etcd-client-tls", "k8s-secrets-encrypted",
                  "k8s-api-audit", "k8s-kubelet-authn-authz", "tls-edge",
-                 "tls-database"):  # fmt: skip
+                 "tls-database", "tls-log"):  # fmt: skip
         assert item in report_text, item
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for family in ("身份鉴别", "访问控制", "安全审计", "入侵防范", "集中管控", "恶意代码防范"):
@@ -114,7 +114,7 @@ def test_compliance_passes_with_evidence_for_every_control(
 
 
 def test_a_non_compliant_host_fails_naming_control_and_host(
-    configured_lab: tuple[Any, Any], tmp_path: Path
+    configured_lab: tuple[Any, Any], logs_shipped: Any, tmp_path: Path
 ) -> None:
     target, _ = configured_lab
     lab = Lab(target.plan.spec.name)
@@ -142,7 +142,7 @@ def test_a_non_compliant_host_fails_naming_control_and_host(
 
 
 def test_a_hardening_item_undone_fails_naming_it_and_apply_puts_it_back(
-    configured_lab: tuple[Any, Any], tmp_path: Path
+    configured_lab: tuple[Any, Any], logs_shipped: Any, tmp_path: Path
 ) -> None:
     """rsyslog's sandboxing taken away on a node: the compliance check names that item alone
     (the other hardening items still hold); the fingerprint sees the missing drop-in, so the

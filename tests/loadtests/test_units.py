@@ -167,3 +167,44 @@ def test_timeline_buckets_merge_and_percentiles() -> None:
     assert percentile(dict(rows[0][4]), 0.5) == 51
     assert percentile(dict(rows[0][4]), 0.999) == 5000
     assert b.drain() == []
+
+
+def test_registration_is_tried_again_after_a_gateway_error_under_a_new_login() -> None:
+    """A local HTTP server stands in for the edge: its first answer is a 502 (the pod was
+    lost), then it registers; a 400 is not tried again."""
+    import http.server
+    import json
+    import threading
+
+    from govcloud.errors import OperationError
+    from loadtests.run import register_accounts
+
+    seen: list[str] = []
+    answers = [502, 201, 400]
+
+    class Edge(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body["login"])
+            status = answers.pop(0)
+            data = json.dumps({"token": "t"} if status == 201 else {"error": "x"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Edge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        got = register_accounts([url], {}, {"citizen": 1})
+        assert [a["login"] for a in got["citizen"]] == [seen[1]] and seen[0] != seen[1]
+        with pytest.raises(OperationError, match="400"):
+            register_accounts([url], {}, {"citizen": 1})
+        assert len(seen) == 3
+    finally:
+        server.shutdown()

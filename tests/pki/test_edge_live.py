@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -63,25 +64,29 @@ def test_each_hall_host_gets_its_own_certificate_for_every_hall_name() -> None:
 def test_ensure_issues_once_then_only_what_is_due_or_renamed(pki: Pki, tmp_path: Path) -> None:
     spec = load_spec(LAB)
     calls: list[int] = []
-    first = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
+
+    def ensure(**kw: Any) -> list[hostcerts.HostResult]:
+        return hostcerts.ensure(
+            spec, HOSTS, lambda: _login(pki, calls), root=tmp_path, uses=["edge"], **kw
+        )
+
+    first = ensure()
     assert [r.action for r in first] == ["issued", "issued"] and len(calls) == 1
     assert all(r.reason == "none yet" for r in first)
     meta = json.loads((tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
     assert meta["role"] == "edge" and "5203.zwfw.guizhou.gov.cn" in meta["names"]
     assert (tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.key").stat().st_mode & 0o777 == 0o600
     # all good: OpenBao is not asked
-    again = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
+    again = ensure()
     assert [r.action for r in again] == ["good", "good"] and len(calls) == 1
     # 21 of its 30 days later it is in the last third of its life: due (dry run says so)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=21)
-    dry = hostcerts.ensure(
-        spec, HOSTS, lambda: _login(pki, calls), root=tmp_path, now=later, dry_run=True
-    )
+    dry = ensure(now=later, dry_run=True)
     assert [r.action for r in dry] == ["due", "due"] and len(calls) == 1
     assert "days left" in dry[0].reason
     # a spec without the city halls' names: both are issued again, without them
     spec.regions["52"].cities[0].hall.server_name = None  # type: ignore[union-attr]
-    renamed = hostcerts.ensure(spec, HOSTS, lambda: _login(pki, calls), root=tmp_path)
+    renamed = ensure()
     assert [r.action for r in renamed] == ["issued", "issued"] and len(calls) == 2
     assert renamed[0].reason == "the spec's hall names changed"
     meta = json.loads((tmp_path / "edge" / "hall-1.zwfw.guizhou.gov.cn.json").read_text())
@@ -96,8 +101,10 @@ def test_the_hall_database_gets_a_certificate_for_its_name_and_address(
     spec = load_spec(LAB)
     db = Host("dsjj-vm-1", "vm", "10.255.10.10")  # the hall's database host in the lab spec
     calls: list[int] = []
-    first = hostcerts.ensure(spec, [*HOSTS, db], lambda: _login(pki, calls), root=tmp_path)
-    assert [(r.use, r.host, r.action) for r in first][-1] == ("database", db.name, "issued")
+    first = hostcerts.ensure(
+        spec, [*HOSTS, db], lambda: _login(pki, calls), root=tmp_path, uses=["database"]
+    )
+    assert [(r.use, r.host, r.action) for r in first] == [("database", db.name, "issued")]
     stem = "dsjj-vm-1.govcloud.local"
     meta = json.loads((tmp_path / "database" / f"{stem}.json").read_text())
     assert (meta["role"], meta["names"], meta["ip_sans"]) == ("internal", [stem], [db.address])
@@ -105,7 +112,9 @@ def test_the_hall_database_gets_a_certificate_for_its_name_and_address(
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == [db.address]
     moved = Host(db.name, db.role, "10.255.10.11")
-    again = hostcerts.ensure(spec, [*HOSTS, moved], lambda: _login(pki, calls), root=tmp_path)
+    again = hostcerts.ensure(
+        spec, [*HOSTS, moved], lambda: _login(pki, calls), root=tmp_path, uses=["database"]
+    )
     assert (again[-1].action, again[-1].reason) == ("issued", "the host's address changed")
     assert len(calls) == 2
 

@@ -209,3 +209,58 @@ def test_days_left_reads_openssls_end_date() -> None:
     assert _days_left("notAfter=Dec 31 00:00:00 2026 GMT", now) == 30.0
     assert _days_left("notAfter=Jan  1 12:00:00 2027 GMT", now) == 31.5
     assert _days_left("notAfter=Nov 30 00:00:00 2026 GMT", now) == -1.0
+
+
+def test_every_host_gets_a_log_certificate_and_only_the_log_host_its_address(
+    lab_raw: dict[str, Any],
+) -> None:
+    from infra.plan import make_plan
+    from security.pki import hostcerts
+
+    spec = parse(lab_raw)
+    hosts = make_plan(spec).hosts
+    logs = hostcerts.log_certs(spec, hosts)
+    assert [c.host for c in logs] == [h.name for h in hosts]
+    assert {c.use for c in logs} == {"log"} and {c.role for c in logs} == {INTERNAL_ROLE}
+    by_role = {h.name: h.role for h in hosts}
+    assert [c.ips for c in logs if by_role[c.host] == "log"] == [
+        (next(h.address for h in hosts if h.role == "log"),)
+    ]
+    assert all(c.ips == () for c in logs if by_role[c.host] != "log")
+    assert all(c.stem == f"{c.host}.govcloud.local" for c in logs)
+    assert hostcerts.log_peers(spec) == ["*.govcloud.local"]
+    assert hostcerts.log_certs(spec, [h for h in hosts if h.role != "log"]) == []
+
+
+def test_the_hall_pods_certificate_carries_the_service_name(lab_raw: dict[str, Any]) -> None:
+    from infra.plan import make_plan
+    from security.pki import hostcerts
+
+    spec = parse(lab_raw)
+    hosts = make_plan(spec).hosts
+    (svc,) = hostcerts.service_certs(spec, hosts)
+    assert (svc.host, svc.use, svc.role, svc.names) == (
+        "hall", "service", INTERNAL_ROLE, ("hall.dsjj.govcloud.local",)
+    )  # fmt: skip
+    uses = [c.use for c in hostcerts.host_certs(spec, hosts, [hostcerts.LOG, hostcerts.SERVICE])]
+    assert uses == ["log"] * len(hosts) + ["service"]
+
+
+def test_runtime_inventory_ships_every_host_to_the_log_host_with_its_own_name(
+    lab_raw: dict[str, Any], tmp_path: Path
+) -> None:
+    from infra.hosts.apply import runtime_inventory
+    from infra.plan import make_plan
+
+    plan = make_plan(parse(lab_raw))
+    inv = runtime_inventory(plan, tmp_path)
+    top = inv["all"]["vars"]
+    log = next(h for h in plan.hosts if h.role == "log")
+    assert (top["logship_loghost"], top["logship_loghost_name"]) == (
+        log.address, "loghost.govcloud.local"
+    )  # fmt: skip
+    assert top["loghost_tls_peers"] == ["*.govcloud.local"]
+    hostvars = {n: v for g in inv["all"]["children"].values() for n, v in g["hosts"].items()}
+    assert hostvars[log.name]["logship_loghost"] == ""  # it keeps its own logs
+    assert hostvars[log.name]["loghost_tls_name"] == "loghost.govcloud.local"
+    assert hostvars["bastion"]["logship_tls_name"] == "bastion.govcloud.local"

@@ -101,7 +101,7 @@ def test_more_service_items_rerun_the_hall_play_only(tmp_path: Path) -> None:
     raw["departments"][0]["items"]["administrative"] += 40  # more guides in the hall catalog
     spec.write_text(dump(raw), encoding="utf-8")
     after = _play_inputs(run_program(Settings(spec, "lab")))
-    assert set(before) == set(after) == {"site", "identity", "cluster", "halls", "hall-app"}
+    assert set(before) == set(after) == {"site", "identity", "cluster", "halls", "logs", "hall-app"}
     assert sorted(n for n in after if before[n] != after[n]) == ["halls"]
 
 
@@ -120,6 +120,7 @@ def test_a_spec_moved_elsewhere_unchanged_reruns_nothing(tmp_path: Path) -> None
     before = {_name(r): r["inputs"] for r in run_program(Settings(first, "lab"))}
     after = {_name(r): r["inputs"] for r in run_program(Settings(second, "lab"))}
     providers = {"site": AnsiblePlayProvider(), "halls": AnsiblePlayProvider(),
+                 "logs": AnsiblePlayProvider(),
                  "identity": IdentityDeploymentProvider(),
                  "cluster": ClusterDeploymentProvider(),
                  "hall-app": HallAppProvider()}  # fmt: skip

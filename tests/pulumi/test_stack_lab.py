@@ -195,7 +195,7 @@ def test_a_lab_removed_behind_the_stacks_back_comes_back_with_up_refresh(
     up = govcloud_pulumi(stack_state, "up", "--stack", "lab", "--yes", "--skip-preview",
                          "--refresh")  # fmt: skip
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-2000:]
-    for name in ("fabric", "site", "identity", "halls", "cluster"):
+    for name in ("fabric", "site", "identity", "halls", "logs", "cluster"):
         assert re.search(rf"\b{name} updated\b", up.stdout), (name, up.stdout[-3000:])
     # the refresh itself took seconds: no play waited out SSH timeouts on hosts that are gone
     refresh = re.search(r"\bsite refresh \(([\d.]+)s\)", up.stdout)

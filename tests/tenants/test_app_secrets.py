@@ -26,6 +26,7 @@ LAB = ROOT / "examples" / "lab.yaml"
 VALUES = {
     "hall/db": {"dsn": "postgresql://hall:pw@db/hall", "ca": "-----BEGIN CERTIFICATE-----"},
     "hall/tokens": {"admin": "adm-1", "metrics": "met-1"},
+    "hall/tls": {"cert": "-----BEGIN CERTIFICATE----- hall", "key": "-----BEGIN PRIVATE KEY-----"},
 }
 
 
@@ -64,6 +65,8 @@ def test_secrets_are_read_with_the_department_token(bao: tuple[str, str, str]) -
         "HALL_DB_CA": "-----BEGIN CERTIFICATE-----",
         "HALL_ADMIN_TOKEN": "adm-1",
         "HALL_METRICS_TOKEN": "met-1",
+        "HALL_TLS_CERT": "-----BEGIN CERTIFICATE----- hall",
+        "HALL_TLS_KEY": "-----BEGIN PRIVATE KEY-----",
     }
 
 
@@ -107,4 +110,6 @@ def test_deploy_stores_the_secrets_in_the_app_secret(
         "HALL_DB_CA",
         "HALL_DSN",
         "HALL_METRICS_TOKEN",
+        "HALL_TLS_CERT",
+        "HALL_TLS_KEY",
     ]

@@ -97,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
 
             host = args.host or config.host
             port = args.port or config.port
-            web.run_app(build(config), host=host, port=port, access_log=None, print=None)
+            web.run_app(
+                build(config),
+                host=host,
+                port=port,
+                ssl_context=config.server_ssl,
+                access_log=None,
+                print=None,
+            )
             return 0
         if args.command == "migrate":
             applied = asyncio.run(_migrate(config))

@@ -78,6 +78,7 @@ from .codes import (
     valid_case_code,
 )
 from .observe import AccessLog, Metrics
+from .tls import server_tls_context
 
 PUBLIC_ROUTES = frozenset({"healthz", "readyz", "sites", "site", "catalog", "guide"})
 OPEN_ROUTES = frozenset({"register", "login"})  # no token needed: they issue one
@@ -118,6 +119,8 @@ class Config:
     #: the event loop: "auto" (uvloop when installed, as in the image: its C transports cost
     #: less CPU per request, TLS to the database most; bench db_tls), "uvloop" or "asyncio"
     loop: str = "auto"
+    #: HTTPS served with HALL_TLS_CERT and HALL_TLS_KEY (PEM; tls.py); None: plain HTTP
+    server_ssl: ssl.SSLContext | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -125,6 +128,7 @@ class Config:
         c = cls()
         c.dsn = e.get("HALL_DSN", c.dsn)
         c.db_ssl = db_tls_context(e.get("HALL_DB_CA", ""))
+        c.server_ssl = server_tls_context(e.get("HALL_TLS_CERT", ""), e.get("HALL_TLS_KEY", ""))
         c.loop = e.get("HALL_LOOP", c.loop) or c.loop
         if c.loop not in ("auto", "uvloop", "asyncio"):
             raise ValueError(f'HALL_LOOP: expected "auto", "uvloop" or "asyncio", got "{c.loop}"')

@@ -16,6 +16,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -201,9 +202,15 @@ def run_hall(
 
 
 def http_json(
-    method: str, url: str, body: Any = None, token: str | None = None, timeout: float = 10
+    method: str,
+    url: str,
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 10,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, Any]:
-    """One JSON request with the standard library: (status, decoded body)."""
+    """One JSON request with the standard library: (status, decoded body); ``context``: the
+    TLS client of an https URL."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -211,7 +218,7 @@ def http_json(
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             raw = resp.read()
             status = resp.status
             ctype = resp.headers.get("Content-Type", "")
@@ -239,8 +246,13 @@ class LocalHall:
     log_path: Path | None = None
 
     @property
+    def tls(self) -> bool:
+        """Serving HTTPS itself (HALL_TLS_CERT and HALL_TLS_KEY given), as the hall's pods do."""
+        return bool(self.extra_env.get("HALL_TLS_CERT"))
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
         return hall_env(self.pg.dsn, self.port, self.admin_token, **self.extra_env)
@@ -273,7 +285,9 @@ class LocalHall:
                     f"{self.log_path.read_text(errors='replace')[-800:]}"
                 )
             try:
-                status, _ = http_json("GET", self.url + "/readyz", timeout=2)
+                # readiness only: the certificate is the caller's to verify
+                probe = ssl._create_unverified_context() if self.tls else None
+                status, _ = http_json("GET", self.url + "/readyz", timeout=2, context=probe)
                 if status == 200:
                     return self
             except OSError:
