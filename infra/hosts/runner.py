@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,21 @@ def _message(res: dict[str, Any]) -> str:
         if value:
             return value.splitlines()[-1][:400]
     return json.dumps(res)[:400]
+
+
+def retry_unreachable(run: RunResult, again: Callable[[str], RunResult]) -> RunResult:
+    """Hosts a run could not reach get one more try, limited to them, when no host failed:
+    the bastion turns some away while many connections start (sshd's MaxStartups), and a run
+    started right after an interrupted one can find a connection it shared gone. ``again``
+    runs the play limited to the hosts given; the result is the first run's hosts with those
+    the second run reached again in place, and the second run's outcome."""
+    down = [h.host for h in run.hosts.values() if h.status == "unreachable"]
+    if not down or any(h.status == "failed" for h in run.hosts.values()):
+        return run
+    second = again(",".join(down))
+    return replace(
+        second, hosts={**run.hosts, **second.hosts}, seconds=run.seconds + second.seconds
+    )
 
 
 def run_playbook(

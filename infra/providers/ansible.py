@@ -44,7 +44,7 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
     """The play itself (run by ``in_child``, away from the provider's gRPC threads)."""
     from govcloud.spec import load_spec
     from infra.hosts.apply import before_play, prepare, silent_bastion
-    from infra.hosts.runner import run_playbook
+    from infra.hosts.runner import RunResult, retry_unreachable, run_playbook
 
     check = bool(props.get("check"))
     target = prepare(load_spec(props["spec"]), admin_credentials(props))
@@ -52,13 +52,15 @@ def run_play(props: dict[str, Any]) -> dict[str, str]:
     if silent:  # refresh of a cloud whose hosts are gone: no need to wait for every one
         return {silent: "unreachable"}
     before_play(props["playbook"], target, check=check, say=_stderr)
-    result = run_playbook(
-        props["playbook"],
-        target.inventory,
-        target.connection,
-        limit=props.get("limit") or None,
-        check=check,
-    )
+
+    def play(limit: str | None) -> RunResult:
+        return run_playbook(
+            props["playbook"], target.inventory, target.connection, limit=limit, check=check
+        )
+
+    result = play(props.get("limit") or None)
+    if not check:  # a refresh reports an unreachable host as it is
+        result = retry_unreachable(result, play)
     if not check and not result.ok:
         detail = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failures[:5])
         raise OperationError(f"{props['playbook']} failed: {detail}")

@@ -20,7 +20,7 @@ from typing import Any
 from govcloud.errors import OperationError
 from govcloud.spec.model import Spec
 from infra.hosts.apply import Target, lab_credentials, prepare
-from infra.hosts.runner import RunResult, run_playbook
+from infra.hosts.runner import RunResult, retry_unreachable, run_playbook
 from infra.inventory import InvHost
 from security.access import certs, ssh_config
 from security.identity import apply as identity_apply
@@ -56,15 +56,6 @@ class DeployReport:
             "host_certificates": self.host_certificates,
             "root_revoked": self.root_revoked,
         }
-
-
-def _retry_unreachable(run: RunResult, again: Callable[[str], RunResult]) -> RunResult:
-    """Hosts the bastion turned away while many connections started (sshd MaxStartups) get
-    one more try, limited to them."""
-    down = [h.host for h in run.hosts.values() if h.status == "unreachable"]
-    if not down or any(h.status == "failed" for h in run.hosts.values()):
-        return run
-    return again(",".join(down))
 
 
 def _check(run: RunResult) -> None:
@@ -176,7 +167,7 @@ def deploy(
     hosts = target.plan.hosts
     say("identity.yml: OpenBao servers, host keys")
     run = install(target, paths, progress=say)
-    run = _retry_unreachable(run, lambda limit: install(target, paths, say, limit=limit))
+    run = retry_unreachable(run, lambda limit: install(target, paths, say, limit=limit))
     report.runs.append(run)
     _check(run)
     say("initialise / unseal / join")
@@ -194,7 +185,7 @@ def deploy(
     def bastion(limit: str | None = None) -> RunResult:
         return run_playbook("bastion.yml", inventory, target.connection, progress=say, limit=limit)
 
-    run = _retry_unreachable(bastion(), bastion)
+    run = retry_unreachable(bastion(), bastion)
     report.runs.append(run)
     _check(run)
     if who.root is not None:

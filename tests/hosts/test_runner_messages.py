@@ -1,10 +1,11 @@
-"""How a failed task is reported: the words a user needs, not Ansible's generic ones."""
+"""How a failed task is reported: the words a user needs, not Ansible's generic ones; which
+hosts get another try."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.hosts.runner import _message
+from infra.hosts.runner import HostResult, RunResult, _message, retry_unreachable
 
 pytestmark = pytest.mark.unit
 
@@ -41,3 +42,23 @@ def test_a_loop_names_the_item_whose_host_went_away() -> None:
         "results": [{"item": "PASS_MAX_DAYS", "unreachable": True, "msg": "kex reset by peer"}],
     }
     assert _message(res) == "PASS_MAX_DAYS: kex reset by peer"
+
+
+def _run(**hosts: HostResult) -> RunResult:
+    ok = all(h.status in ("ok", "changed") for h in hosts.values())
+    return RunResult("hall.yml", "successful" if ok else "failed", 0 if ok else 4, 1.0, dict(hosts))
+
+
+def test_only_the_unreachable_hosts_are_tried_again_and_only_when_none_failed() -> None:
+    tried: list[str] = []
+
+    def again(limit: str) -> RunResult:
+        tried.append(limit)
+        return _run(**{h: HostResult(h, ok=3) for h in limit.split(",")})
+
+    down = _run(a=HostResult("a", ok=5), b=HostResult("b", unreachable=1))
+    assert retry_unreachable(down, again).ok and tried == ["b"]
+    failed = _run(b=HostResult("b", unreachable=1), c=HostResult("c", failed=1))
+    assert retry_unreachable(failed, again) is failed and tried == ["b"]
+    fine = _run(a=HostResult("a", ok=5))
+    assert retry_unreachable(fine, again) is fine and tried == ["b"]
