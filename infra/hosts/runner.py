@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -179,6 +181,19 @@ def retry_unreachable(run: RunResult, again: Callable[[str], RunResult]) -> RunR
     )
 
 
+def control_dir(data: Path) -> Path:
+    """The directory of the SSH connections a run multiplexes, one per private data dir (runs
+    in it take turns). Runs must not share them: a connection dies with the run that opened it
+    (its ProxyJump process goes with that run's terminal), and a command another run had in
+    flight on it is then run again by Ansible's retry, a second time. Under the data dir when
+    the socket's path fits (sockets: 107 bytes at most), else a short directory named for it."""
+    own = data.resolve() / "cp"
+    if len(str(own)) <= 80:
+        return own
+    digest = hashlib.sha256(str(own).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"govcloud-cp-{digest}"
+
+
 def run_playbook(
     playbook: str,
     inventory: dict[str, Any],
@@ -249,6 +264,7 @@ def _run(
     if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
         env["ANSIBLE_PIPELINING"] = "True"
         env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir(data))
 
     hosts: dict[str, HostResult] = {}
     failures: list[Failure] = []

@@ -127,6 +127,7 @@ def submit(driver: Any, form_selector: str) -> None:
 def go(driver: Any, element: Any, alert: str | None = None) -> None:
     """Click something that loads a new page, and wait for it; ``alert``: a confirmation the
     page asks first (its text must contain this), accepted."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
@@ -136,7 +137,11 @@ def go(driver: Any, element: Any, alert: str | None = None) -> None:
         box = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
         assert alert in box.text, box.text
         box.accept()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    # mid-navigation Chrome may answer "node does not belong to the document" instead of
+    # "stale": ask again until the old page is gone
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(old)
+    )
 
 
 def staff_token(hall: LocalHall, site: str, *roles: str) -> str:

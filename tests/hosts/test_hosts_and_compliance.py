@@ -6,13 +6,15 @@ import copy
 import dataclasses
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.hosts.apply import apply
-from infra.hosts.runner import RunResult
+from infra.hosts.runner import RunResult, _run
 from infra.lab.lab import Lab
 from tests.cli.test_spec_cli import govcloud
 from tests.conftest import faillock_text, loosen_faillock
@@ -163,3 +165,36 @@ def test_a_host_down_mid_run_is_unreachable_and_the_rest_converge(
         time.sleep(1)
     healed = apply(target, limit=victim)
     assert healed.ok and healed.hosts[victim].status in ("ok", "changed")
+
+
+def test_a_run_ending_leaves_another_runs_command_on_the_same_host_running_once(
+    configured_lab: tuple[Any, Any], tmp_path: Path
+) -> None:
+    """Pulumi runs plays side by side. The first run here ends while the second's command is in
+    flight on the same host: that command runs once (with SSH connections shared between runs
+    it was cut when the first run ended, and Ansible's retry ran it a second time)."""
+    target, _ = configured_lab
+    lab = Lab(target.plan.spec.name)
+    marker = "/var/tmp/govcloud-two-runs"
+    lab.exec("compute-2", ["rm", "-f", marker])
+
+    def run(name: str, command: str) -> RunResult:
+        play = [{"hosts": "compute-2", "gather_facts": False,
+                 "tasks": [{"name": name, "ansible.builtin.shell": command}]}]  # fmt: skip
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump(play))
+        (tmp_path / name / "inventory").mkdir(parents=True)
+        return _run(path, path.name, tmp_path / name, target.inventory, target.connection,
+                    limit=None, check=False, extravars=None, progress=None)  # fmt: skip
+
+    results: dict[str, RunResult] = {}
+    first = threading.Thread(target=lambda: results.update(first=run("first", "sleep 14")))
+    first.start()
+    deadline = time.monotonic() + 90
+    while lab.exec("compute-2", ["pgrep", "-fx", "sleep 14"], check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the first run's command never started"
+        time.sleep(0.5)
+    results["second"] = run("second", f"echo ran >> {marker}; sleep 20")
+    first.join()
+    assert results["first"].ok and results["second"].ok
+    assert lab.exec("compute-2", ["cat", marker]).stdout == "ran\n"

@@ -3,9 +3,17 @@ hosts get another try."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from infra.hosts.runner import HostResult, RunResult, _message, retry_unreachable
+from infra.hosts.runner import (
+    HostResult,
+    RunResult,
+    _message,
+    control_dir,
+    retry_unreachable,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +70,13 @@ def test_only_the_unreachable_hosts_are_tried_again_and_only_when_none_failed() 
     assert retry_unreachable(failed, again) is failed and tried == ["b"]
     fine = _run(a=HostResult("a", ok=5))
     assert retry_unreachable(fine, again) is fine and tried == ["b"]
+
+
+def test_each_data_dir_has_its_own_ssh_connections_and_their_sockets_fit(tmp_path: Path) -> None:
+    short_a, short_b = control_dir(tmp_path / "a"), control_dir(tmp_path / "b")
+    assert short_a != short_b and short_a.is_relative_to(tmp_path)
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 4)
+    long_ = control_dir(deep)
+    assert not long_.is_relative_to(tmp_path) and long_ == control_dir(deep)
+    # Ansible names a socket with 10 characters under the directory; a socket's path: < 108
+    assert all(len(str(d / ("x" * 10))) < 108 for d in (short_a, long_))
