@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -30,6 +28,7 @@ import yaml
 from govcloud.errors import InputError, OperationError
 from govcloud.paths import state_dir
 from infra.hosts.digests import PLAYBOOKS
+from security.access.ssh_config import private_dir, socket_dir
 
 KEEP_ARTIFACTS = 5
 
@@ -185,13 +184,8 @@ def control_dir(data: Path) -> Path:
     """The directory of the SSH connections a run multiplexes, one per private data dir (runs
     in it take turns). Runs must not share them: a connection dies with the run that opened it
     (its ProxyJump process goes with that run's terminal), and a command another run had in
-    flight on it is then run again by Ansible's retry, a second time. Under the data dir when
-    the socket's path fits (sockets: 107 bytes at most), else a short directory named for it."""
-    own = data.resolve() / "cp"
-    if len(str(own)) <= 80:
-        return own
-    digest = hashlib.sha256(str(own).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"govcloud-cp-{digest}"
+    flight on it is then run again by Ansible's retry, a second time."""
+    return socket_dir(data.resolve() / "cp", 10)  # Ansible names its sockets with 10
 
 
 def run_playbook(
@@ -264,7 +258,7 @@ def _run(
     if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
         env["ANSIBLE_PIPELINING"] = "True"
         env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"
-    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir(data))
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(private_dir(control_dir(data)))
 
     hosts: dict[str, HostResult] = {}
     failures: list[Failure] = []

@@ -7,13 +7,45 @@ to reach a host. Each host answers to its name and to its address; connections a
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from govcloud.errors import OperationError
 from govcloud.paths import state_dir
 from infra.inventory import InvHost
+
+#: a Unix socket's path holds at most 107 bytes; ssh binds a new master's socket under its
+#: name plus "." and 16 random characters, then renames it
+SOCKET_PATH_MAX = 107
+BIND_SUFFIX = 17
+
+
+def socket_dir(preferred: Path, name_len: int) -> Path:
+    """Where ssh's control sockets of ``name_len`` characters go: ``preferred`` when they fit
+    there, else a short directory named for it under the system's temporary directory (a
+    socket path too long makes ssh exit 255 once connected, and every host behind the
+    bastion is then unreachable)."""
+    if len(str(preferred)) + 1 + name_len + BIND_SUFFIX <= SOCKET_PATH_MAX:
+        return preferred
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"govcloud-ssh-{digest}"
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` created if needed, refused unless it is a directory of this user's alone (a
+    shared temporary directory: nobody else may have placed or opened it)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OperationError(
+            f"{path}: the SSH connections' directory must be this user's alone (mode 0700); "
+            "remove it and run again"
+        )
+    return path
 
 
 @dataclass(frozen=True)
@@ -43,7 +75,7 @@ class Layout:
 
     @property
     def control_dir(self) -> Path:
-        return self.root / "cm"
+        return socket_dir(self.root / "cm", 40)  # ControlPath %C: 40 characters
 
     @property
     def pinned_hosts(self) -> Path:
@@ -132,7 +164,7 @@ def write(
 ) -> Path:
     """Write the ssh_config (atomically, mode 0600) and return its path."""
     layout = layout or Layout.default()
-    layout.control_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(layout.control_dir)
     if host_ca_line:
         layout.known_hosts.write_text(host_ca_line.rstrip() + "\n")
     text = render(hosts, creds, layout, host_ca_line=host_ca_line)

@@ -1,5 +1,5 @@
 """How a failed task is reported: the words a user needs, not Ansible's generic ones; which
-hosts get another try."""
+hosts get another try; where a run's SSH connections live (their own, and their sockets fit)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from govcloud.errors import OperationError
 from infra.hosts.runner import (
     HostResult,
     RunResult,
@@ -14,6 +15,7 @@ from infra.hosts.runner import (
     control_dir,
     retry_unreachable,
 )
+from security.access.ssh_config import Layout, private_dir
 
 pytestmark = pytest.mark.unit
 
@@ -78,5 +80,23 @@ def test_each_data_dir_has_its_own_ssh_connections_and_their_sockets_fit(tmp_pat
     deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 4)
     long_ = control_dir(deep)
     assert not long_.is_relative_to(tmp_path) and long_ == control_dir(deep)
-    # Ansible names a socket with 10 characters under the directory; a socket's path: < 108
-    assert all(len(str(d / ("x" * 10))) < 108 for d in (short_a, long_))
+    # Ansible names a socket with 10 characters; ssh binds it first with 17 more
+    assert all(len(str(d / ("x" * 10))) + 17 <= 107 for d in (short_a, long_))
+
+
+def test_the_ssh_configs_sockets_fit_under_a_deep_state_dir() -> None:
+    """A state dir 51 characters deep (a test run's temporary directory numbered 100 and up)
+    made ssh's master socket 108 bytes: ssh exited 255 and no host was reachable."""
+    deep = Path("/tmp/pytest-of-root/pytest-110/stack-state0/ssh")
+    control = Layout(deep).control_dir
+    assert len(str(control / ("x" * 40))) + 17 <= 107 and control != deep / "cm"
+    assert Layout(Path("/var/lib/govcloud/ssh")).control_dir == Path("/var/lib/govcloud/ssh/cm")
+
+
+def test_a_socket_directory_someone_else_can_open_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    with pytest.raises(OperationError, match="this user's alone"):
+        private_dir(shared)
+    assert private_dir(tmp_path / "own").stat().st_mode & 0o777 == 0o700

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -29,12 +30,11 @@ def _free(port: int) -> bool:
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` consecutive free loopback ports."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
-    for start in [base, *range(20000, 30000, 7)]:
-        if start + n <= 65535 and all(_free(p) for p in range(start, start + n)):
+    """``n`` consecutive free loopback ports, below the kernel's ephemeral range (32768 and
+    up), where outgoing connections would take them before the servers bind."""
+    first = random.randrange(20000, 30000)
+    for start in [*range(first, 32000, 7), *range(20000, first, 7)]:
+        if all(_free(p) for p in range(start, start + n)):
             return list(range(start, start + n))
     raise RuntimeError("no free loopback ports")
 
