@@ -105,6 +105,20 @@ def test_everything_but_the_catalog_needs_a_token(hall: LocalHall) -> None:
     assert status == 403
 
 
+def test_a_path_no_route_has_is_refused_as_json_and_counted(hall: LocalHall) -> None:
+    citizen = _account(hall)
+    status, body = http_json("GET", hall.url + "/api/nothing")
+    assert status == 401 and "authentication required" in body["error"]  # a token first
+    status, body = http_json("GET", hall.url + "/api/nothing", token=citizen)
+    assert (status, body) == (404, {"error": "Not Found"})
+    for method, path in [("DELETE", "/api/cases"), ("POST", "/healthz"), ("POST", "/")]:
+        status, body = http_json(method, hall.url + path, token=citizen)  # another method's path
+        assert (status, body) == (405, {"error": "Method Not Allowed"}), (method, path)
+    status, text = http_json("GET", hall.url + "/metrics", token=hall.admin_token)
+    assert 'hall_http_requests_total{route="unmatched",method="DELETE",status="405"}' in text
+    assert 'hall_http_requests_total{route="unmatched",method="GET",status="404"}' in text
+
+
 def test_login_with_password(hall: LocalHall) -> None:
     login = f"e-{secrets.token_hex(4)}"
     status, _ = http_json(
@@ -451,6 +465,7 @@ def test_runs_on_debian_packages_as_on_a_hall_host(
         for _ in range(2):  # the second answer from the read cache, the same
             status, page = http_json("GET", f"{debian.url}/api/sites/5203/items?limit=3")
             assert status == 200 and len(page["items"]) == 3
+        assert http_json("DELETE", debian.url + "/api/cases", token=citizen)[0] == 405
         status, text = http_json("GET", debian.url + "/metrics", token=debian.admin_token)
         assert "hall_read_cache_hits_total 1" in text
         assert 'route="act",method="POST",status="200"} 2' in text

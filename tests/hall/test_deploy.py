@@ -44,6 +44,7 @@ def test_debian_packages_cover_every_runtime_import() -> None:
                     "bisect",
                     "dataclasses",
                     "datetime",
+                    "functools",
                     "hashlib",
                     "hmac",
                     "json",

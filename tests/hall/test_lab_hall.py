@@ -132,7 +132,7 @@ def test_the_pods_run_on_both_nodes_from_the_registry_image(
 ) -> None:
     _, _, published = hall
     assert published["rollout"]["state"] == "complete", published
-    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.4.0"
+    assert published["image"] == "registry.govcloud.local/dsjj/hall:0.4.1"
     pods = _wait_pods(cloud)
     assert {p["spec"]["nodeName"] for p in pods} == {"compute-1", "compute-2"}
     for p in pods:

@@ -3,15 +3,18 @@ and pages rendered from hostile data."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from clusters.apps.hall.app import Config
-from clusters.apps.hall.markup import Markup, esc, h, join
-from clusters.apps.hall.pages import CSP, safe_next
+from clusters.apps.hall.markup import Markup, esc, fmt_time, h, join
+from clusters.apps.hall.pages import CSP, cookie_values, safe_next
 from clusters.apps.hall.views import View, guide_page, my_cases_page
 
 pytestmark = pytest.mark.unit
 
+CST = dt.timezone(dt.timedelta(hours=8))
 HOSTILE = '<script>alert("x")</script>\'"&'
 
 
@@ -23,6 +26,30 @@ def test_values_are_escaped_and_markup_is_not() -> None:
     )
     assert isinstance(out, Markup) and esc(out) is out
     assert esc(None) == "" and join(["<", Markup("<br>")]) == "&lt;<br>"
+
+
+def test_times_are_shown_in_china_standard_time_to_the_minute() -> None:
+    utc = dt.datetime(2024, 12, 31, 16, 5, 59, 999999, tzinfo=dt.UTC)
+    assert fmt_time(utc) == "2025-01-01 00:05" == utc.astimezone(CST).strftime("%Y-%m-%d %H:%M")
+    assert fmt_time(dt.datetime(2024, 3, 15, 9, 30)) == "2024-03-15 09:30"  # naive: as it is
+    tokyo = dt.datetime(2025, 1, 1, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+    assert tokyo == utc.replace(microsecond=0, second=0)  # the same instant, in Tokyo
+    assert fmt_time(tokyo) == "2025-01-01 00:05"
+    assert fmt_time(None) == "" and h("<td>{}</td>", utc) == "<td>2025-01-01 00:05</td>"
+
+
+def test_the_hall_reads_its_own_cookies_the_last_of_a_name_as_http_cookies_does() -> None:
+    names = frozenset({"__Host-hall_session", "__Host-hall_csrf", "__Host-hall_elder"})
+    header = (
+        "_ga=GA1.2.3; __Host-hall_csrf=first; theme=dark;__Host-hall_session = hall_a_T0k-en_ ;"
+        ' __Host-hall_elder="1"; broken; hall_session=not-the-prefixed-one; __Host-hall_csrf=x-Y'
+    )
+    assert cookie_values(header, names) == {
+        "__Host-hall_csrf": "x-Y",
+        "__Host-hall_session": "hall_a_T0k-en_",
+        "__Host-hall_elder": "1",
+    }
+    assert cookie_values("", names) == {} and cookie_values("a=1", names) == {}
 
 
 def test_only_local_paths_are_followed_after_a_form() -> None:
@@ -47,7 +74,15 @@ def test_the_policy_allows_no_inline_script_or_style() -> None:
 
 
 def test_pages_from_hostile_data_show_it_as_text() -> None:
-    view = View(path='/items/x"><script>', csrf='c"><script>', name=HOSTILE)
+    view = View(
+        path='/items/x"><script>',
+        csrf='c"><script>',
+        elder=True,
+        who="citizen",  # the logout form: the CSRF field once more
+        name=HOSTILE,
+        flash=HOSTILE,
+        crumbs=[(HOSTILE, HOSTILE)],
+    )
     guide = {
         "code": HOSTILE,
         "name": HOSTILE,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import pytest
 
-from clusters.apps.hall.app import Config, parse_faults
+from clusters.apps.hall.app import HOT_ROUTES, Config, Hall, dumps, parse_faults
 from clusters.apps.hall.codes import (
     level_of_path,
     make_case_code,
@@ -77,6 +80,30 @@ def test_the_event_loop_is_uvloop_when_installed_and_asyncio_when_asked() -> Non
                 install_loop("uvloop")
     finally:
         asyncio.set_event_loop_policy(policy)
+
+
+def test_the_hot_routes_are_tried_first_and_a_path_no_route_has_last() -> None:
+    app = Hall(Config()).make_app()
+    names = [resource.name for resource in app.router.resources()]
+    assert names[: len(HOT_ROUTES)] == list(HOT_ROUTES)
+    assert names[-1] == "unmatched" and len(names) == len(set(names))
+    assert {"healthz", "page_home", "admin_faults_set", "page_overdue"} <= set(names)
+
+
+def test_times_in_json_keep_their_own_zone_though_kept_written() -> None:
+    utc = dt.datetime(2024, 3, 15, 1, 30, 5, 120000, tzinfo=dt.UTC)
+    cst = utc.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert utc == cst  # the same instant: one must not answer for the other
+    for first, second in ((utc, cst), (cst, utc)):
+        assert json.loads(dumps({"a": first, "b": second})) == {
+            "a": first.isoformat(),
+            "b": second.isoformat(),
+        }
+    naive = utc.replace(tzinfo=None)
+    assert dumps([utc, naive, dt.date(2024, 3, 15)]) == (
+        '["2024-03-15T01:30:05.120000+00:00","2024-03-15T01:30:05.120000","2024-03-15"]'
+    )
+    assert dumps({"名称": "事项"}) == '{"名称":"事项"}'  # as written, compact
 
 
 def test_faults_parse() -> None:

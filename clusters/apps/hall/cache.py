@@ -2,13 +2,16 @@
 
 Why this is safe: the catalog (``sites``, ``departments``, ``items``) is written only by the seed
 path (``python3 -m hall seed``, run by the deployment), never by a request: citizens and staff
-write cases, events, ratings and sessions, which are never cached. A seed bumps
-``catalog_version`` in the same transaction; every hall process polls that one row once a second
-and drops its whole cache when it changed, so a re-seed shows within about a second. Entries also
-expire after ``HALL_READ_CACHE_S`` seconds (default 10), which bounds how long a change made
-behind the seed's back (plain SQL) stays unseen. ``HALL_READ_CACHE_S=0`` switches the cache off
-(every read goes to PostgreSQL, as before). What is cached is public data only (the same for every
-caller), and misses (a 404) are not cached, so a new item shows at once.
+write cases, events, ratings and sessions, which are never cached. Every statement that writes a
+catalog table bumps ``catalog_version`` in its own transaction (a trigger, schema migration 5:
+the seed's writes and plain SQL alike); every hall process polls that one row once a second and
+drops its whole cache when it changed, so any committed change shows within about a second. A
+read that was loading when the cache was dropped is not kept (``generation``): it may have seen
+the catalog from before the change. Entries also expire after ``HALL_READ_CACHE_S`` seconds
+(default 300), a bound for a change that fires no trigger (a session that switched triggers
+off). ``HALL_READ_CACHE_S=0`` switches the cache off (every read goes to PostgreSQL, as before).
+What is cached is public data only (the same for every caller), and misses (a 404) are not
+cached, so a new item shows at once.
 
 The cache is bounded (``size`` entries, the oldest dropped first): Guizhou's 256,419 guides do not
 all fit, the ones being read do. Free-text searches are not kept (a key of None): they are a long
@@ -51,8 +54,17 @@ class ReadCache:
         self.misses += 1
         return None
 
-    def put(self, key: Hashable, value: Any) -> None:
+    @property
+    def generation(self) -> int:
+        """Changes whenever the cache is dropped: take it before loading what ``put`` keeps."""
+        return self.clears
+
+    def put(self, key: Hashable, value: Any, since: int | None = None) -> None:
+        """Keep ``value``; with ``since`` (the ``generation`` taken before it was loaded) only
+        when the cache has not been dropped meanwhile."""
         if not self.enabled or key is None or value is None:
+            return
+        if since is not None and since != self.clears:
             return
         if len(self.data) >= self.size:
             for old in list(self.data)[: max(1, self.size // 10)]:  # the oldest tenth
@@ -65,8 +77,9 @@ class ReadCache:
             return await load()
         value = self.get(key)
         if value is None:
+            since = self.clears
             value = await load()
-            self.put(key, value)
+            self.put(key, value, since)
         return value
 
     def saw_version(self, version: int) -> bool:

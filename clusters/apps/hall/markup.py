@@ -12,6 +12,7 @@ Attribute values are always quoted by the templates (``"{}"``); :func:`esc` esca
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from html import escape
 from typing import Any
@@ -23,10 +24,10 @@ class Markup(str):
     __slots__ = ()
 
 
-def _escaped(value: Any) -> str:
-    """``value`` as HTML text: ``esc`` without the Markup wrapper (for the renderer's own use:
-    ``h`` and ``join`` wrap their whole result once). The replacements are ``html.escape``'s
-    with ``quote=True``, in its order."""
+def escaped(value: Any) -> str:
+    """``value`` as HTML text: ``esc`` without the Markup wrapper, for markup the renderer
+    puts together itself (``h`` and ``join`` wrap their whole result once; the views' page
+    frame). The replacements are ``html.escape``'s with ``quote=True``, in its order."""
     if type(value) is str:
         return (
             value.replace("&", "&amp;")
@@ -40,7 +41,7 @@ def _escaped(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
-        value = fmt_time(value)
+        return fmt_time(value)  # digits, "-", " " and ":" only
     return escape(str(value), quote=True)
 
 
@@ -48,7 +49,7 @@ def esc(value: Any) -> Markup:
     """``value`` as HTML: Markup unchanged, None as nothing, anything else escaped text."""
     if isinstance(value, Markup):
         return value
-    return Markup(_escaped(value))
+    return Markup(escaped(value))
 
 
 def h(template: str, *args: Any, **kwargs: Any) -> Markup:
@@ -56,24 +57,33 @@ def h(template: str, *args: Any, **kwargs: Any) -> Markup:
     values. Fields take plain names only: no attribute or index look-ups on values."""
     if kwargs:
         for name, value in kwargs.items():  # a dict of this call's own
-            kwargs[name] = _escaped(value)
+            kwargs[name] = escaped(value)
         if not args:
             return Markup(template.format_map(kwargs))
-    return Markup(template.format(*map(_escaped, args), **kwargs))
+    return Markup(template.format(*map(escaped, args), **kwargs))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Markup:
     """Parts (escaped unless Markup) one after another."""
-    return Markup(sep.join(map(_escaped, parts)))
+    return Markup(sep.join(map(escaped, parts)))
 
 
 _CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 def fmt_time(value: dt.datetime | None) -> str:
-    """China Standard Time, to the minute: 2024-03-15 09:30."""
+    """China Standard Time, to the minute: 2024-03-15 09:30 (as strftime's "%Y-%m-%d %H:%M").
+    The database's times (UTC) are kept written: a page of cases shows a hundred, the same
+    ones again and again; only UTC and naive ones, as equal times in other zones differ here."""
     if value is None:
         return ""
+    if value.tzinfo is dt.UTC or value.tzinfo is None:
+        return _cst_minutes(value)
+    return value.astimezone(_CST).isoformat(" ", "minutes")[:16]
+
+
+@functools.lru_cache(maxsize=20_000)
+def _cst_minutes(value: dt.datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(_CST)
-    return value.strftime("%Y-%m-%d %H:%M")
+    return value.isoformat(" ", "minutes")[:16]

@@ -98,18 +98,14 @@ class Metrics:
 _quote = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept as is
 
 
-def _str_or_null(value: str | None) -> str:
-    return "null" if value is None else _quote(value)
-
-
 STDOUT_FD = 1
 
 
 class AccessLog:
     """One JSON object per request, one per line; buffered, flushed about once a second.
 
-    ``request`` writes the line with one format (no dict, no encoder pass, the timestamp's
-    seconds formatted once a second): the log costs a few microseconds per request.
+    ``request`` writes the line with one format (no dict, no encoder pass, no call per field,
+    the timestamp's seconds formatted once a second): a few microseconds per request.
     """
 
     def __init__(self, target: str) -> None:
@@ -140,7 +136,8 @@ class AccessLog:
         request_id: str | None,
     ) -> None:
         """One request's line: ts, remote, method, path, route, status, ms, caller, request_id."""
-        if self.stream is None:
+        stream = self.stream
+        if stream is None:
             return
         now = time.time()
         second = int(now)
@@ -148,10 +145,12 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         millis = min(999, int((now - second) * 1000))
-        self.stream.write(
-            f'{{"ts":"{self._stamp}.{millis:03d}+00:00","remote":{_str_or_null(remote)},'
+        stream.write(
+            f'{{"ts":"{self._stamp}.{millis:03d}+00:00",'
+            f'"remote":{"null" if remote is None else _quote(remote)},'
             f'"method":{_quote(method)},"path":{_quote(path)},"route":{_quote(route)},'
-            f'"status":{status},"ms":{round(seconds * 1000, 2)},"caller":{_str_or_null(caller)},'
+            f'"status":{status},"ms":{seconds * 1000:.2f},'
+            f'"caller":{"null" if caller is None else _quote(caller)},'
             f'"request_id":{_quote(request_id or os.urandom(8).hex())}}}\n'
         )
 

@@ -41,6 +41,7 @@ from .app import (
     SUPERVISOR_ROLES,
     Hall,
     Problem,
+    Route,
     applicant,
     case_code,
     staff_with,
@@ -110,6 +111,23 @@ def safe_next(value: Any, default: str) -> str:
     return value
 
 
+def cookie_values(header: str, names: frozenset[str]) -> dict[str, str]:
+    """The cookies named ``names`` in a Cookie header ("a=1; b=2"), the last of a name as
+    http.cookies keeps it. The hall's own cookies only, read without parsing every cookie of
+    the header the way http.cookies does (aiohttp before 3.9 reads request.cookies so: tens of
+    microseconds a page); their values are tokens and flags (a quoted one is unquoted)."""
+    found: dict[str, str] = {}
+    for part in header.split(";"):
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if eq and name in names:
+            value = value.strip()
+            if len(value) > 1 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found[name] = value
+    return found
+
+
 def see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -127,37 +145,39 @@ class Pages:
         self.session_cookie = f"{prefix}hall_session"
         self.csrf_cookie = f"{prefix}hall_csrf"
         self.elder_cookie = f"{prefix}hall_elder"
+        self.cookie_names = frozenset({self.session_cookie, self.csrf_cookie, self.elder_cookie})
         self.meter = RenderMeter()
-        self._depts: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self._depts: tuple[float, int, list[dict[str, Any]]] = (0.0, 0, [])
 
-    def add_routes(self, r: web.UrlDispatcher) -> None:
-        get, post = r.add_get, r.add_post
-        get("/", self.home, name="page_home")
-        get("/static/{name}", self.static, name="page_static")
-        get("/favicon.ico", self.favicon, name="page_favicon")
-        post("/mode", self.mode, name="page_mode")
-        get("/levels/{level}", self.level, name="page_level")
-        get("/sites/{site}", self.site, name="page_site")
-        get("/items/{item}", self.guide, name="page_guide")
-        get("/items/{item}/apply", self.apply_form, name="page_apply_form")
-        post("/items/{item}/apply", self.apply, name="page_apply")
-        get("/register", self.register_form, name="page_register_form")
-        post("/register", self.register, name="page_register")
-        get("/login", self.login_form, name="page_login_form")
-        post("/login", self.login, name="page_login")
-        post("/logout", self.logout, name="page_logout")
-        get("/my/cases", self.my_cases, name="page_my_cases")
-        get("/progress", self.lookup, name="page_lookup")
-        get("/cases/{code}", self.case, name="page_case")
-        post("/cases/{code}/supplement", self.supplement, name="page_supplement")
-        post("/cases/{code}/rating", self.rate, name="page_rate")
-        get("/staff", self.staff_home, name="page_staff_home")
-        get("/staff/login", self.staff_login_form, name="page_staff_login_form")
-        post("/staff/login", self.staff_login, name="page_staff_login")
-        get("/staff/queue", self.queue, name="page_queue")
-        get("/staff/cases/{code}", self.staff_case, name="page_staff_case")
-        post("/staff/cases/{code}/{action}", self.act, name="page_act")
-        get("/staff/overdue", self.overdue, name="page_overdue")
+    def routes(self) -> list[Route]:
+        return [
+            ("GET", "/", self.home, "page_home"),
+            ("GET", "/static/{name}", self.static, "page_static"),
+            ("GET", "/favicon.ico", self.favicon, "page_favicon"),
+            ("POST", "/mode", self.mode, "page_mode"),
+            ("GET", "/levels/{level}", self.level, "page_level"),
+            ("GET", "/sites/{site}", self.site, "page_site"),
+            ("GET", "/items/{item}", self.guide, "page_guide"),
+            ("GET", "/items/{item}/apply", self.apply_form, "page_apply_form"),
+            ("POST", "/items/{item}/apply", self.apply, "page_apply"),
+            ("GET", "/register", self.register_form, "page_register_form"),
+            ("POST", "/register", self.register, "page_register"),
+            ("GET", "/login", self.login_form, "page_login_form"),
+            ("POST", "/login", self.login, "page_login"),
+            ("POST", "/logout", self.logout, "page_logout"),
+            ("GET", "/my/cases", self.my_cases, "page_my_cases"),
+            ("GET", "/progress", self.lookup, "page_lookup"),
+            ("GET", "/cases/{code}", self.case, "page_case"),
+            ("POST", "/cases/{code}/supplement", self.supplement, "page_supplement"),
+            ("POST", "/cases/{code}/rating", self.rate, "page_rate"),
+            ("GET", "/staff", self.staff_home, "page_staff_home"),
+            ("GET", "/staff/login", self.staff_login_form, "page_staff_login_form"),
+            ("POST", "/staff/login", self.staff_login, "page_staff_login"),
+            ("GET", "/staff/queue", self.queue, "page_queue"),
+            ("GET", "/staff/cases/{code}", self.staff_case, "page_staff_case"),
+            ("POST", "/staff/cases/{code}/{action}", self.act, "page_act"),
+            ("GET", "/staff/overdue", self.overdue, "page_overdue"),
+        ]
 
     # -- the request around every page: cookies, CSRF, errors, headers -------------------------
 
@@ -166,16 +186,17 @@ class Pages:
             response: web.StreamResponse = await handler(request)
             response.headers["X-Content-Type-Options"] = "nosniff"
             return response
-        csrf = request.cookies.get(self.csrf_cookie, "")
+        cookies = cookie_values(request.headers.get("Cookie", ""), self.cookie_names)
+        csrf = cookies.get(self.csrf_cookie, "")
         new_csrf = len(csrf) != 43  # token_urlsafe(32)
         if new_csrf:
             csrf = secrets.token_urlsafe(32)
         page = PageRequest(
             None,
-            request.cookies.get(self.session_cookie, ""),
+            cookies.get(self.session_cookie, ""),
             csrf,
             new_csrf,
-            request.cookies.get(self.elder_cookie) == "1",
+            cookies.get(self.elder_cookie) == "1",
         )
         request["page"] = page
         try:
@@ -356,11 +377,14 @@ class Pages:
         )  # fmt: skip
 
     async def departments(self) -> list[dict[str, Any]]:
-        at, depts = self._depts
-        if time.monotonic() - at > 60 or not depts:
+        """The departments, kept a minute, and dropped with the read cache (a page's content
+        rendered with them is kept there)."""
+        at, since, depts = self._depts
+        if time.monotonic() - at > 60 or since != self.hall.cache.generation or not depts:
+            since = self.hall.cache.generation
             rows = await self.hall.pool.fetch("SELECT code, name FROM departments ORDER BY code")
             depts = [dict(r) for r in rows]
-            self._depts = (time.monotonic(), depts)
+            self._depts = (time.monotonic(), since, depts)
         return depts
 
     def _ancestors_of(self, code: str) -> Any:
@@ -406,6 +430,7 @@ class Pages:
             return [dict(r) for r in rows]
 
         cache = self.hall.cache
+        since = cache.generation  # the content is kept only if nothing was dropped meanwhile
         key = None if query["q"] else ("body-site", code, query["dept"], query["kind"], page)
         body: Markup | None = cache.get(key)
         if body is not None:  # the content is rendered already: the title and crumbs only
@@ -438,25 +463,27 @@ class Pages:
             def build() -> Markup:
                 return views.site_body(site, children, depts, items[:PAGE_SIZE], query, page, more)
 
-            return self.render(request, self._cached_page, site["name"], key, build)
+            return self.render(request, self._cached_page, site["name"], key, build, since)
         return self.render(request, views.layout, site["name"], body)
 
     async def guide(self, request: web.Request) -> web.Response:
+        since = self.hall.cache.generation
         g = await self.hall.guide_of(request.match_info["item"])
         request["crumbs"] = [("/", "首页"), (f"/sites/{g['site_code']}", g["site_name"])]
         return self.render(
             request, self._cached_page, g["name"], ("body-guide", g["code"]),
-            lambda: views.guide_body(g),
+            lambda: views.guide_body(g), since,
         )  # fmt: skip
 
-    def _cached_page(self, v: View, title: str, key: Any, build: Any) -> Markup:
+    def _cached_page(self, v: View, title: str, key: Any, build: Any, since: int) -> Markup:
         """The page around content that is the same for every caller: the content is rendered
-        once and kept in the read cache (with the data it shows), the frame per request."""
+        once and kept in the read cache (with the data it shows, when the cache has not been
+        dropped since ``since``, taken before that data was read), the frame per request."""
         cache = self.hall.cache
         body: Markup | None = cache.get(key)
         if body is None:
             body = build()
-            cache.put(key, body)
+            cache.put(key, body, since)
         return views.layout(v, title, body)
 
     # -- accounts ------------------------------------------------------------------------------

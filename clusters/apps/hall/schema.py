@@ -133,6 +133,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO catalog_version (id) VALUES (true) ON CONFLICT (id) DO NOTHING;
         """,
     ),
+    (
+        5,
+        "catalog version on every write",
+        # Every statement writing a catalog table bumps the version, once per transaction (a
+        # transaction-local setting marks it done; an upsert fires its INSERT and its UPDATE
+        # trigger at once): the seed's writes and plain SQL alike, so the halls' read caches
+        # drop what they hold for any committed change (cache.py).
+        """
+        CREATE OR REPLACE FUNCTION catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_setting('hall.catalog_changed', true) IS DISTINCT FROM 'yes' THEN
+                UPDATE catalog_version SET version = version + 1, changed_at = now();
+                PERFORM set_config('hall.catalog_changed', 'yes', true);
+            END IF;
+            RETURN NULL;
+        END
+        $$;
+        """
+        + "".join(
+            f"""
+        DROP TRIGGER IF EXISTS catalog_changed ON {table};
+        CREATE TRIGGER catalog_changed
+            AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} FOR EACH STATEMENT
+            WHEN (current_setting('hall.catalog_changed', true) IS DISTINCT FROM 'yes')
+            EXECUTE FUNCTION catalog_changed();
+        """
+            for table in ("departments", "sites", "items")
+        ),
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]
