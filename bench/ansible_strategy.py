@@ -1,7 +1,8 @@
 """Ansible's strategy on the lab: the cluster play and every role of the site play on every
 host, each run when nothing is left to change (the runs `pulumi up`, refresh and the tests
 repeat most), with Mitogen's strategy (the default) against Ansible's own linear strategy,
-everything else the same (SSH multiplexing, pipelining, 16 forks), in the same run.
+in the same run, each as the runner sets it up (16 forks; linear: pipelining and SSH
+multiplexing; Mitogen: one connection per host for the run).
 
 Per run: the wall time, the controller's CPU (Ansible's processes) and the whole machine's
 busy CPU, which includes the hosts' side (each task's Python interpreter on the containers).

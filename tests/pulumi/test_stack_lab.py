@@ -85,7 +85,12 @@ def _interrupted_up(state: Path, when: re.Pattern[str]) -> tuple[int, str]:
 
 @pytest.mark.timeout(3600)
 def test_an_interrupted_up_converges_and_the_next_run_changes_nothing(
-    configured_lab: Any, cloud: Any, identity_lab: Any, hall_lab: Any, stack_state: Path
+    configured_lab: Any,
+    logs_shipped: Any,
+    cloud: Any,
+    identity_lab: Any,
+    hall_lab: Any,
+    stack_state: Path,
 ) -> None:
     code, out = _interrupted_up(stack_state, re.compile(r"\bsite\b.*creating"))
     assert code != 0, out[-3000:]  # cancelled, not finished
@@ -104,7 +109,7 @@ IDENTITY_HOSTS = {"bastion", "bao-1", "bao-2", "bao-3"}  # hosts no other play r
 
 def _assert_found_as_planned(state: Path) -> None:
     """The stack's first full converge ran every play and procedure on hosts the session's
-    fixtures had already configured (hosts, identity, cluster, hall): each must have found
+    fixtures had already configured (hosts, logs, identity, cluster, hall): each must have found
     its part as planned and changed nothing, which is each one's idempotency, checked once
     here instead of by a second run per area. The site play is left out: the interrupted
     run may have cut a host's run short."""
