@@ -271,15 +271,16 @@ def _run(
         env["ANSIBLE_PRIVATE_KEY_FILE"] = str(connection.identity_file)
     if connection.tuned:  # else Ansible's defaults: no pipelining, 60 s multiplexing
         env["ANSIBLE_PIPELINING"] = "True"
-        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"
-    if connection.tuned and connection.mitogen:
-        env["ANSIBLE_STRATEGY_PLUGINS"] = str(mitogen_strategies())
-        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
-        # Mitogen keeps one connection per host for the run and sets no ControlPath of its
-        # own: the ssh_config's shared one would make another run's master carry this run's
-        # commands (cut when that run ends). No multiplexing to the hosts, then; the hop
-        # through the bastion still shares the bastion's master (warm_bastion).
-        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no -o ControlPath=none"
+        if not connection.mitogen:
+            env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=300s"
+        else:
+            env["ANSIBLE_STRATEGY_PLUGINS"] = str(mitogen_strategies())
+            env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+            # Mitogen keeps one connection per host for the run and sets no ControlPath of
+            # its own: the ssh_config's shared one would make another run's master carry this
+            # run's commands (cut when that run ends). No multiplexing to the hosts, then;
+            # the hop through the bastion still shares the bastion's master (warm_bastion).
+            env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=no -o ControlPath=none"
     env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(private_dir(control_dir(data)))
 
     hosts: dict[str, HostResult] = {}
